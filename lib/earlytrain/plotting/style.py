@@ -1,0 +1,22 @@
+"""One look for every figure in the book."""
+from __future__ import annotations
+
+import matplotlib as mpl
+
+PHASE_COLORS = {
+    "sharpness reduction": "#c6dbef",
+    "loss catapult": "#fdd0a2",
+    "loss and sharpness catapult": "#fcbba1",
+    "divergent": "#d9d9d9",
+}
+CONSTANT_COLORS = {"c_loss": "#2171b5", "c_sharp": "#d94801", "c_barrier": "#6a51a3", "c_max": "#252525"}
+
+
+def use_style() -> None:
+    """Readable defaults for figures embedded in the HTML book."""
+    mpl.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (6.4, 4.2),
+        "font.size": 11, "axes.labelsize": 12, "axes.titlesize": 12, "legend.fontsize": 9,
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+        "grid.alpha": 0.3, "lines.linewidth": 1.6, "figure.constrained_layout.use": True,
+    })
