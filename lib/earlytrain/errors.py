@@ -5,6 +5,7 @@ always names the parameter, what is allowed and what was given.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 
@@ -28,7 +29,7 @@ def check_choice(value: Any, param: str, choices: Iterable[Any]) -> None:
 
 
 def check_int(value: Any, param: str, minimum: int | None = None, maximum: int | None = None) -> None:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     lo = -float("inf") if minimum is None else minimum
     hi = float("inf") if maximum is None else maximum
     if minimum is not None and maximum is not None:
@@ -43,5 +44,5 @@ def check_int(value: Any, param: str, minimum: int | None = None, maximum: int |
 
 
 def check_positive(value: Any, param: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
     check(ok and value == value and value != float("inf"), param, "a finite number > 0", value)

@@ -445,3 +445,42 @@ def period(late: np.ndarray, tol: float = 1e-6, max_period: int = 64) -> int:
         if np.max(np.abs(late[p:] - late[:-p])) < tol * scale:
             return p
     return 0
+
+
+# --------------------------------------------------------------------------- landscape paths
+def landscape_paths(width: int, ks, steps: int, y: float = 0.0, seed: int = 0, varw: float = 1.0,
+                    n_tau: int = 101) -> xr.Dataset:
+    """GD paths in the (lambda, rho) plane (paper Fig. 8) and the straight line theta_0 -> theta_T.
+
+    rho = 2 u.v/(|u|^2+|v|^2) (``uv.balanced_correlation``), on which the loss is an exact function
+    ``uv.loss_on_plane``; ``cos`` is the plain cosine u.v/(|u||v|) for comparison. For each
+    k = eta tr H_0: dims (k, step) lam, rho, cos, loss; dims (k, tau) the same along the straight
+    line in parameter space, and barrier U = max_tau L_int(tau) (Definition 2; > 0: a barrier)."""
+    check_int(width, "width", minimum=1)
+    check_int(steps, "steps", minimum=1)
+    check_int(n_tau, "n_tau", minimum=2)
+    ks = list(ks)
+    check(len(ks) > 0 and all(isinstance(k, (int, float)) and 0 < k < 4 for k in ks), "ks",
+          "a non-empty list of numbers in (0, 4)", ks)
+    gamma = uv.output_multiplier(width, "ntp")
+    u0, v0 = uv.init(jax.random.PRNGKey(seed), width, "ntp", varw)
+    lam0 = uv.ntk(u0, v0, gamma)
+    taus = jnp.linspace(0.0, 1.0, n_tau)
+    out = {n: [] for n in ("lam", "rho", "cos", "loss", "lam_line", "rho_line", "loss_line")}
+    for k in ks:
+        us, vs = uv.gd_params_path(u0, v0, y, gamma, k / lam0, steps)
+        df, lam = uv.initial_state(us, vs, y, gamma)
+        out["lam"].append(lam), out["rho"].append(uv.balanced_correlation(df, lam, y, gamma))
+        out["cos"].append(uv.cosine(us, vs)), out["loss"].append(0.5 * df ** 2)
+        ul = (1 - taus)[:, None] * u0 + taus[:, None] * us[-1]
+        vl = (1 - taus)[:, None] * v0 + taus[:, None] * vs[-1]
+        dfl, laml = uv.initial_state(ul, vl, y, gamma)
+        out["lam_line"].append(laml), out["rho_line"].append(uv.balanced_correlation(dfl, laml, y, gamma))
+        out["loss_line"].append(0.5 * dfl ** 2)
+    data = {n: (("k", "step") if "line" not in n else ("k", "tau"), np.stack([np.asarray(a) for a in v]))
+            for n, v in out.items()}
+    ds = xr.Dataset(data, coords={"k": ks, "step": np.arange(steps + 1), "tau": np.asarray(taus)},
+                    attrs={"width": width, "gamma": gamma, "y": y, "lam0": float(lam0)})
+    ds["barrier"] = ds.loss_line.max("tau") - ds.loss_line.isel(tau=0)
+    ds["rises"] = ds.loss.isel(step=slice(1, None)).max("step") > ds.loss.isel(step=0)
+    return ds

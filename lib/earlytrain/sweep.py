@@ -1,0 +1,249 @@
+"""Sweeps over (dataset, depth, width, seed, c) returning labeled xarray Datasets.
+
+Shapes (width, depth) change the compiled program, so they are a Python loop with one compile
+each and one cached result each: an interrupted sweep resumes with the points it finished.
+Seeds and c change no shape, so they are vmapped inside ``train.run_grid``.
+
+* ``trajectories(cfg, c)``: full per-step records over (depth, width, seed, c, step).
+* ``phase_sweep(cfg)``: critical constants over (depth, width, seed), found with
+  ``cfg.search`` ("grid" = the paper's full grid; "coarse_to_fine" / "bisect" = the same grid
+  point with far fewer runs when the indicators are monotone, see ``search``). Sharpness is
+  measured only in the runs that decide c_sharp; c_loss and c_max need losses only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from . import cache, models, phases, search, train
+from .errors import check, check_choice, check_int, check_positive
+from .models import ModelConfig
+from .train import TrainConfig
+
+
+def _as_tuple(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    dataset: str = "mnist"            # "mnist", "fashion_mnist" or "cifar10"
+    n_train: int = 4096               # SGD pool: a seeded subset of the training split
+    n_measure: int = 1024             # measurement subset (the pool's first n_measure examples)
+    data_seed: int = 0                # seed of the subset
+    depths: tuple = (4,)              # depths d
+    widths: tuple = (64, 128, 256)    # widths w
+    seeds: tuple = (1, 2, 3, 4)       # initialisation seeds I (PRNGKey(I))
+    x_min: float = 0.0                # c grid: c = 2^x, x = x_min, x_min + x_step, ..., <= x_max
+    x_max: float = 6.0
+    x_step: float = 0.1
+    T1: int = 10                      # steps over which rises are looked for (<= train.num_steps)
+    decimals: Optional[int] = 2       # rounding of the ratios before comparing with 1 (None: none)
+    sharp_eps: float = 0.0            # c_sharp threshold 1 + eps (0.05 for centered / zero-init)
+    search: str = "bisect"            # "grid", "coarse_to_fine" or "bisect"
+    stride: int = 8                   # coarse stride of "coarse_to_fine"
+    c_chunk: int = 8                  # runs per vmapped batch when measuring sharpness (memory)
+    c_sharp_max_width: Optional[int] = None  # skip c_sharp (NaN) above this width (cost)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        from . import data
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        for k in ("depths", "widths", "seeds"):
+            set_(k, _as_tuple(getattr(self, k)))
+        if isinstance(self.model, dict):
+            set_("model", ModelConfig(**self.model))
+        if isinstance(self.train, dict):
+            set_("train", TrainConfig(**self.train))
+        check_choice(self.dataset, "dataset", data.DATASETS)
+        check_int(self.n_train, "n_train", minimum=1)
+        check_int(self.n_measure, "n_measure", minimum=1, maximum=self.n_train)
+        check(len(self.depths) > 0, "depths", "a non-empty list of depths >= 2", self.depths)
+        check(len(self.widths) > 0, "widths", "a non-empty list of widths >= 1", self.widths)
+        check(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "seeds",
+              "a non-empty list of distinct integers", self.seeds)
+        for d in self.depths:
+            check_int(d, "depths", minimum=2 if self.model.arch == "fcn" else 1)
+        for w in self.widths:
+            check_int(w, "widths", minimum=1)
+        for s in self.seeds:
+            check_int(s, "seeds", minimum=0)
+        check_positive(self.x_step, "x_step")
+        check(self.x_max >= self.x_min, "x_max", f"a grid end >= x_min = {self.x_min} (c = 2^x)", self.x_max)
+        check_int(self.T1, "T1", minimum=1, maximum=self.train.num_steps)
+        check(self.decimals is None or (isinstance(self.decimals, int) and self.decimals >= 0),
+              "decimals", "None or an integer >= 0", self.decimals)
+        check(self.sharp_eps >= 0, "sharp_eps", "a number >= 0", self.sharp_eps)
+        check_choice(self.search, "search", search.STRATEGIES)
+        check_int(self.stride, "stride", minimum=2)
+        check_int(self.c_chunk, "c_chunk", minimum=1)
+        check(self.train.optimizer == "gd" or self.train.batch_size <= self.n_train, "batch_size",
+              f"at most n_train = {self.n_train} (the SGD pool)", self.train.batch_size)
+
+    def replace(self, **kw) -> "SweepConfig":
+        return dataclasses.replace(self, **kw)
+
+    @property
+    def x_grid(self) -> np.ndarray:
+        n = int(np.floor((self.x_max - self.x_min) / self.x_step + 1e-9)) + 1
+        return np.round(self.x_min + self.x_step * np.arange(n), 10)
+
+    @property
+    def c_grid(self) -> np.ndarray:
+        return 2.0 ** self.x_grid
+
+
+def from_params(**params) -> SweepConfig:
+    """A SweepConfig from a chapter's flat parameters: keys of ModelConfig / TrainConfig go to
+    ``model`` / ``train``; the rest are SweepConfig fields. Unknown keys are an error."""
+    mf = {f.name for f in dataclasses.fields(ModelConfig)}
+    tf = {f.name for f in dataclasses.fields(TrainConfig)}
+    sf = {f.name for f in dataclasses.fields(SweepConfig)}
+    unknown = set(params) - mf - tf - sf
+    check(not unknown, "parameters", "names of SweepConfig, ModelConfig or TrainConfig fields",
+          sorted(unknown))
+    model = ModelConfig(**{k: v for k, v in params.items() if k in mf})
+    train_cfg = TrainConfig(**{k: v for k, v in params.items() if k in tf})
+    rest = {k: v for k, v in params.items() if k in sf and k not in ("model", "train")}
+    return SweepConfig(model=model, train=train_cfg, **rest)
+
+
+@functools.lru_cache(maxsize=4)
+def _train_data(dataset: str, n_train: int, n_measure: int, seed: int) -> train.TrainData:
+    from . import data
+    d = data.load(dataset, n=n_train, seed=seed)
+    x, y = jnp.asarray(d.x), jnp.asarray(d.y)
+    return train.TrainData(x, y, x[:n_measure], y[:n_measure])
+
+
+class _Point:
+    """One (depth, width): the initialisations, lambda_0 and a memoised evaluator of runs."""
+
+    def __init__(self, cfg: SweepConfig, depth: int, width: int):
+        self.cfg = cfg
+        self.model = _build(cfg.model.replace(depth=depth, width=width))
+        self.data = _train_data(cfg.dataset, cfg.n_train, cfg.n_measure, cfg.data_seed)
+        self.params, self.aux = models.init_many(self.model, models.seed_keys(cfg.seeds), self.data.x_meas)
+        self.lam0 = train.initial_sharpness(self.model, self.params, self.aux, self.data,
+                                            cfg.train.replace(measure_sharpness=True))
+        n_batch = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
+        self.batches = jnp.asarray(train.batch_schedule(cfg.n_train, min(n_batch, cfg.n_train),
+                                                        cfg.train.num_steps, cfg.train.sgd_seed))
+        self.memo: dict[tuple[bool, int, int], dict] = {}
+        self.n_runs = {False: 0, True: 0}
+
+    def run(self, c: np.ndarray, sharp: bool, chunk: int) -> train.Trajectory:
+        """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``."""
+        tcfg = self.cfg.train.replace(measure_sharpness=sharp)
+        S, K = c.shape
+        pieces = []
+        for start in range(0, K, chunk):
+            part = c[:, start:start + chunk]
+            pad = chunk - part.shape[1]
+            part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
+            tr = train.run_grid(self.model, self.params, self.aux, self.lam0, jnp.asarray(part),
+                                self.data, self.batches, tcfg)
+            pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
+        self.n_runs[sharp] += S * K
+        return jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
+
+    def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
+        """Run seed s at grid index idx[s, k] (memoised: a batch where every run is known is not
+        re-run) and return the bool [S, K] indicators loss_rise, diverge and (if sharp) sharp_rise."""
+        cfg = self.cfg
+        S, K = idx.shape
+        if not all((sharp, s, int(i)) in self.memo for s in range(S) for i in idx[s]):
+            tr = self.run(cfg.c_grid[idx], sharp, min(cfg.c_chunk, K) if sharp else K)
+            ind = {"loss_rise": phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals),
+                   "diverge": phases.runs_diverge(tr.diverged, cfg.T1)}
+            if sharp:
+                ind["sharp_rise"] = phases.sharpness_rises(tr.sharpness, tr.diverged, cfg.T1,
+                                                           cfg.decimals, cfg.sharp_eps)
+            for s in range(S):
+                for k in range(K):
+                    self.memo[(sharp, s, int(idx[s, k]))] = {n: v[s, k] for n, v in ind.items()}
+        names = self.memo[(sharp, 0, int(idx[0, 0]))]
+        return {n: np.array([[self.memo[(sharp, s, int(i))][n] for i in idx[s]] for s in range(S)])
+                for n in names}
+
+
+@functools.lru_cache(maxsize=None)
+def _build(model_cfg: ModelConfig) -> models.Model:
+    # one Model object per config, so jit's static-argument cache hits across calls
+    return models.build(model_cfg)
+
+
+def critical_point(cfg: SweepConfig) -> xr.Dataset:
+    """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,)."""
+    (depth,), (width,) = cfg.depths, cfg.widths
+    pt = _Point(cfg, depth, width)
+    c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
+    find = functools.partial(search.first_true, n=n, n_seeds=S, strategy=cfg.search, stride=cfg.stride)
+    i_div = find(lambda idx: pt.indicators(idx, False)["diverge"])
+    i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div)
+    if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
+        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div)
+        c_sharp = phases.c_from_index(i_sharp, c_grid)
+    else:
+        c_sharp = np.full(S, np.nan)
+    out = xr.Dataset(coords={"seed": list(cfg.seeds)})
+    out["c_loss"] = ("seed", phases.c_from_index(i_loss, c_grid))
+    out["c_sharp"] = ("seed", c_sharp)
+    out["c_max"] = ("seed", phases.c_max_from_first_divergent(i_div, c_grid))
+    out["c_max_censored"] = ("seed", i_div == n)
+    out["lambda0"] = ("seed", np.asarray(pt.lam0.value, float))
+    out["lambda0_residual"] = ("seed", np.asarray(pt.lam0.residual, float))
+    out.attrs.update(n_loss_runs=pt.n_runs[False], n_sharpness_runs=pt.n_runs[True],
+                     grid_points=n, search=cfg.search)
+    return out
+
+
+def _points(cfg: SweepConfig):
+    return [(d, w) for d in cfg.depths for w in cfg.widths]
+
+
+def phase_sweep(cfg: SweepConfig, progress: bool = True) -> xr.Dataset:
+    """Critical constants over (depth, width, seed); each (depth, width) cached on its own."""
+    point_fn = cache.cached(critical_point, name="sweep.critical_point")
+    parts = []
+    for d, w in tqdm(_points(cfg), desc=f"phase sweep ({cfg.dataset})", disable=not progress):
+        ds = point_fn(cfg.replace(depths=(d,), widths=(w,)))
+        parts.append(ds.drop_attrs().expand_dims(depth=[d], width=[w]))
+    out = xr.combine_by_coords(parts)
+    out["c"] = ("c", cfg.c_grid)
+    out.attrs["config"] = cache.canonical_json(cfg)
+    return out
+
+
+def trajectory_point(cfg_and_c: dict) -> xr.Dataset:
+    """Per-step records for one (depth, width): dict(cfg=SweepConfig, c=[C]) -> (seed, c, step)."""
+    cfg, c = cfg_and_c["cfg"], np.asarray(cfg_and_c["c"], float)
+    if isinstance(cfg, dict):
+        cfg = SweepConfig(**cfg)
+    (depth,), (width,) = cfg.depths, cfg.widths
+    pt = _Point(cfg, depth, width)
+    tr = pt.run(np.broadcast_to(c, (len(cfg.seeds), len(c))).copy(),
+                cfg.train.measure_sharpness, cfg.c_chunk)
+    dims = ("seed", "c", "step")
+    coords = {"seed": list(cfg.seeds), "c": c, "step": np.arange(cfg.train.num_steps + 1)}
+    return xr.Dataset({k: (dims, np.asarray(v)) for k, v in tr._asdict().items()}, coords=coords)
+
+
+def trajectories(cfg: SweepConfig, c, progress: bool = True) -> xr.Dataset:
+    """Per-step loss, accuracy, sharpness (if cfg.train.measure_sharpness), residual and
+    divergence over (depth, width, seed, c, step), for the constants ``c`` (any list)."""
+    c = [float(v) for v in _as_tuple(c)]
+    check(len(c) > 0 and all(v > 0 for v in c), "c", "a non-empty list of positive constants", c)
+    point_fn = cache.cached(trajectory_point, name="sweep.trajectory_point")
+    parts = [point_fn({"cfg": cfg.replace(depths=(d,), widths=(w,)), "c": c}).expand_dims(depth=[d], width=[w])
+             for d, w in tqdm(_points(cfg), desc="trajectories", disable=not progress)]
+    return xr.combine_by_coords([p.drop_attrs() for p in parts])

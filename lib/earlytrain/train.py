@@ -1,0 +1,182 @@
+"""Early training as data: one run is a ``lax.scan`` over steps; many runs are ``vmap``s of it.
+
+The learning rate is ``eta = c / lambda_0``, computed inside the traced function from the
+constant c and the measured initial sharpness, so a sweep over many c compiles once per shape.
+All runs of a sweep share the initialisation (per seed) and the order of the SGD batches
+(common random numbers), so differences between c are not sampling noise.
+
+Measurement: loss, accuracy and sharpness are measured after every step on a fixed,
+declared measurement subset (``TrainData.x_meas``) that never consumes SGD batches (unlike the
+paper's demo code, SPEC 3.1).
+
+Divergence: a run whose minibatch loss or measured loss exceeds ``div_threshold`` (K = 1e5) or
+is not finite is marked diverged at that step. Its parameters are frozen from then on, its later
+metrics are NaN *markers* and its ``diverged`` flag stays True. Nothing non-finite is ever fed
+back into the computation, so no NaN reaches other runs of the same batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import hessian, losses
+from .errors import check, check_choice, check_int, check_positive
+from .models import Model
+
+OPTIMIZERS = ("sgd", "gd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "mse"                 # "mse" (0.5 * mean) or "xent"
+    optimizer: str = "sgd"            # "sgd" (minibatches) or "gd" (full batch over the pool)
+    batch_size: int = 512             # SGD batch size B
+    num_steps: int = 10               # steps T per run (T1 = 10 in the paper's code)
+    div_threshold: float = 1e5        # K: a loss above it counts as diverged
+    measure_sharpness: bool = True    # measure lambda_t after every step (the costly part)
+    sharpness_method: str = "lanczos"  # "lanczos" or "power" (the paper's)
+    sharpness_iters: int = 20         # Lanczos order / power iterations per measurement
+    sharpness_tol: float = 1e-2       # residual below which an estimate counts as converged
+    sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
+
+    def __post_init__(self):
+        check_choice(self.loss, "loss", losses.LOSSES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.num_steps, "num_steps", minimum=1)
+        check_positive(self.div_threshold, "div_threshold")
+        check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
+        check_int(self.sharpness_iters, "sharpness_iters", minimum=2)
+        check_positive(self.sharpness_tol, "sharpness_tol")
+        check_int(self.sgd_seed, "sgd_seed", minimum=0)
+
+    def replace(self, **kw) -> "TrainConfig":
+        return dataclasses.replace(self, **kw)
+
+
+class TrainData(NamedTuple):
+    """x [N, ...], y [N, k]: the pool SGD draws from; x_meas [M, ...], y_meas [M, k]: the fixed
+    measurement subset for loss, accuracy and sharpness."""
+    x: jax.Array
+    y: jax.Array
+    x_meas: jax.Array
+    y_meas: jax.Array
+
+
+class Trajectory(NamedTuple):
+    """Per-step records, step 0 = initialisation; leading axes added by vmap ([S, C, T + 1])."""
+    loss: jax.Array              # [T+1] measured loss (NaN after divergence)
+    accuracy: jax.Array          # [T+1]
+    sharpness: jax.Array         # [T+1] top Hessian eigenvalue (NaN if not measured / diverged)
+    sharpness_residual: jax.Array  # [T+1] |Hv - lambda v| / |lambda| of each estimate
+    diverged: jax.Array          # [T+1] bool, True from the divergence step on
+
+
+def batch_schedule(n: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:
+    """Indices of the SGD batches, [T, B] int32: a fresh permutation of the pool every epoch
+    (as the paper's ``data_stream``), the incomplete last batch of an epoch dropped."""
+    check(batch_size <= n, "batch_size", f"at most the training-set size n_train = {n}", batch_size)
+    rng = np.random.RandomState(seed)
+    per_epoch = n // batch_size
+    batches = []
+    while len(batches) < num_steps:
+        perm = rng.permutation(n)
+        batches.extend(perm[i * batch_size:(i + 1) * batch_size] for i in range(per_epoch))
+    return np.asarray(batches[:num_steps], dtype=np.int32)
+
+
+def _loss_fn(model: Model, loss_name: str):
+    loss = losses.get(loss_name)
+    return lambda params, aux, x, y: loss(model.apply(params, aux, x), y)
+
+
+def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None) -> hessian.Eig:
+    """Top Hessian eigenvalue of the training loss on (x, y) at params; v0 [n] warm-starts it."""
+    lf = _loss_fn(model, cfg.loss)
+    return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
+                                  cfg.sharpness_iters, cfg.sharpness_tol)
+
+
+def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
+        lam0: hessian.Eig) -> Trajectory:
+    """One run of T = cfg.num_steps steps of SGD / GD with learning rate ``lr`` (traced scalar).
+
+    batches: [T, B] int32 indices into data.x (ignored for GD). lam0: the initial sharpness
+    estimate (its vector warm-starts the first measurement). Returns a Trajectory of [T + 1].
+    """
+    lf = _loss_fn(model, cfg.loss)
+    opt = optax.sgd(learning_rate=lr)
+    nan = jnp.asarray(jnp.nan, jnp.result_type(float))
+
+    def measure(params):
+        f = model.apply(params, aux, data.x_meas)
+        return losses.get(cfg.loss)(f, data.y_meas), losses.accuracy(f, data.y_meas)
+
+    def step(carry, idx):
+        params, opt_state, diverged, v = carry
+        if cfg.optimizer == "sgd":
+            xb, yb = data.x[idx], data.y[idx]
+        else:
+            xb, yb = data.x, data.y
+        batch_loss, grads = jax.value_and_grad(lf)(params, aux, xb, yb)
+        updates, new_opt_state = opt.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        loss, acc = measure(new_params)
+        bad = ~(jnp.isfinite(batch_loss) & jnp.isfinite(loss)) | (batch_loss > cfg.div_threshold) \
+            | (loss > cfg.div_threshold)
+        diverged = diverged | bad
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverged, b, a), new, old)
+        params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
+        if cfg.measure_sharpness:
+            eig = measure_sharpness(model, params, aux, data.x_meas, data.y_meas, cfg, v)
+            v = jnp.where(diverged, v, eig.vector)
+            sharp, resid = eig.value, eig.residual
+        else:
+            sharp = resid = nan
+        out = (jnp.where(diverged, nan, loss), jnp.where(diverged, nan, acc),
+               jnp.where(diverged, nan, sharp), jnp.where(diverged, nan, resid), diverged)
+        return (params, opt_state, diverged, v), out
+
+    loss0, acc0 = measure(params0)
+    carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector)
+    xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
+    _, (loss, acc, sharp, resid, div) = jax.lax.scan(step, carry0, xs)
+    prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
+    if not cfg.measure_sharpness:
+        lam_value, lam_resid = nan, nan
+    else:
+        lam_value, lam_resid = lam0.value, lam0.residual
+    return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam_value, sharp),
+                      prepend(lam_resid, resid), prepend(False, div))
+
+
+TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests count compiles
+
+
+@partial(jax.jit, static_argnames=("model", "cfg"))
+def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConfig) -> hessian.Eig:
+    """lambda_0 for a batch of initialisations: params/aux with leading axis S -> Eig of [S]."""
+    TRACE_COUNT["lambda0"] += 1
+    return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg))(params, aux)
+
+
+@partial(jax.jit, static_argnames=("model", "cfg"))
+def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
+             cfg: TrainConfig) -> Trajectory:
+    """Runs for S initialisations x C learning-rate constants, eta = c / lambda_0.
+
+    params/aux/lam0: leading axis S; c: [S, C] (each seed may have its own c values, as in a
+    bisection) -> Trajectory with leaves [S, C, T + 1]. One compile per (model, shapes, cfg).
+    """
+    TRACE_COUNT["run_grid"] += 1
+
+    def per_seed(p, a, lam, cs):
+        return jax.vmap(lambda ci: run(model, p, a, ci / lam.value, data, batches, cfg, lam))(cs)
+    return jax.vmap(per_seed)(params, aux, lam0, c)
