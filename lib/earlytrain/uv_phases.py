@@ -423,10 +423,16 @@ def bifurcation(cfg: BifurcationConfig) -> xr.Dataset:
     the run diverged; also the final |Delta f| per eta (0 on a minimum)."""
     if not isinstance(cfg, BifurcationConfig):
         cfg = BifurcationConfig(**cfg)
-    lrs = jnp.linspace(cfg.lr_min, cfg.lr_max, cfg.n_lr)
-    run = jax.vmap(uv.fn_map, in_axes=(None, None, None, None, 0, None, None))
-    tr = run(cfg.f0 - cfg.y, cfg.lam0, cfg.y, cfg.gamma, lrs, cfg.steps, cfg.threshold)
-    late = np.asarray(lrs[:, None] * tr.lam[:, -cfg.keep:])
+    # float64: in the chaotic band float32 round-off can push an orbit off the reachable set
+    # lambda >= 2 gamma |f| (which the exact map preserves), after which it escapes spuriously
+    with jax.enable_x64(True):
+        lrs = jnp.linspace(cfg.lr_min, cfg.lr_max, cfg.n_lr)
+        run = jax.vmap(uv.fn_map, in_axes=(None, None, None, None, 0, None, None))
+        tr = run(jnp.float64(cfg.f0 - cfg.y), jnp.float64(cfg.lam0), jnp.float64(cfg.y), jnp.float64(cfg.gamma),
+                 lrs, cfg.steps, cfg.threshold)
+        late = np.asarray(lrs[:, None] * tr.lam[:, -cfg.keep:])
+        tr = jax.tree_util.tree_map(np.asarray, tr)
+        lrs = np.asarray(lrs)
     return xr.Dataset({"lr_lam": (("lr", "sample"), late),
                        "abs_df": (("lr",), np.abs(np.asarray(tr.df[:, -1]))),
                        "diverged": (("lr",), np.asarray(tr.diverged[:, -1]))},

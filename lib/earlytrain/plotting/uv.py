@@ -202,6 +202,7 @@ def regimes(traj, extra_lines=None):
     axes[1].axhline(2, color="k", ls="--", lw=1, label=r"$\eta\lambda = 2$")
     axes[1].axhline(4, color="grey", ls=":", lw=1, label=r"$\eta\lambda = 4$")
     axes[1].set_ylabel(r"$\eta\,\lambda_t$ ($\lambda$ = tr $H$ = NTK)")
+    axes[1].set_ylim(0, 5)  # a diverging run leaves the frame upwards
     for ax in axes:
         ax.set_xlabel("step $t$")
         ax.legend(fontsize=8)
@@ -239,31 +240,36 @@ def sharpening(traj_list):
         ax.plot(t, y, color=c, lw=1, label=label)
     ax.axhline(2, color="k", ls="--", lw=1, label=r"$\eta\lambda = 2$ (EoS)")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(0, max(len(t) for _, t, _ in traj_list))
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$\eta\,\lambda_t$")
     ax.legend(fontsize=8)
     return fig
 
 
-def fixed_points(orbits, lr, y, gamma, lam_max):
-    """The (Delta f, eta*lambda) plane at one eta: the line of minima Delta f = 0 (solid where stable,
-    eta lambda < 2; dashed where not), the excluded region lambda < 2 gamma |f|, and orbits
-    (list of (label, df [T], lam [T]))."""
-    fig, ax = plt.subplots(figsize=(7, 4.6))
-    df = np.linspace(-1.6 * abs(y), 0.6 * abs(y), 400)
-    edge = 2 * gamma * np.abs(y + df)
-    ax.fill_between(df, 0, lr * edge, color="#d9d9d9", label=r"unreachable: $\lambda < 2\gamma|f|$")
-    ax.plot([0, 0], [lr * 2 * gamma * abs(y), 2], "-", color="#2171b5", lw=4, label="minima, stable")
-    ax.plot([0, 0], [2, lr * lam_max], "--", color="#cb181d", lw=3, label="minima, unstable")
-    colors = plt.get_cmap("plasma")(np.linspace(0, 0.8, len(orbits)))
-    for c, (label, d, lam) in zip(colors, orbits):
-        ax.plot(d, lr * lam, "o-", ms=2, lw=0.6, color=c, label=label)
-        ax.plot(d[-40:], lr * lam[-40:], "o", ms=6, mfc="none", color=c)
-    ax.axhline(2, color="k", ls=":", lw=1)
-    ax.set_xlabel(r"$\Delta f = f - y$")
-    ax.set_ylabel(r"$\eta\,\lambda$")
-    ax.set_ylim(0, lr * lam_max)
-    ax.legend(fontsize=8, loc="upper left")
+def fixed_points(orbits, y, gamma):
+    """The (Delta f, eta*lambda) plane, one panel per learning rate: the line of minima Delta f = 0
+    (solid where stable, eta lambda < 2; dashed where not), the unreachable region lambda < 2 gamma |f|,
+    and the orbit. orbits: list of (eta, label, df [T], lam [T]); the last 40 steps are circled."""
+    fig, axes = plt.subplots(1, len(orbits), figsize=(5.5 * len(orbits), 4.4), squeeze=False)
+    for ax, (lr, label, d, lam) in zip(axes[0], orbits):
+        top = max(2.6, float(np.nanmax(lr * lam)) * 1.08)
+        df = np.linspace(min(-1.6 * abs(y), float(np.nanmin(d)) - 0.1), max(0.6 * abs(y), float(np.nanmax(d)) + 0.1), 400)
+        ax.fill_between(df, 0, np.minimum(lr * 2 * gamma * np.abs(y + df), top), color="#d9d9d9",
+                        label=r"unreachable: $\lambda < 2\gamma|f|$")
+        floor = lr * 2 * gamma * abs(y)
+        if floor < 2:
+            ax.plot([0, 0], [floor, 2], "-", color="#2171b5", lw=4, label="minima, stable")
+        ax.plot([0, 0], [max(floor, 2), top], "--", color="#cb181d", lw=3, label="minima, unstable")
+        ax.plot(d, lr * lam, "o-", ms=2, lw=0.6, color="#6a51a3", label="GD orbit")
+        ax.plot(d[-40:], lr * lam[-40:], "o", ms=7, mfc="none", color="#d94801", label="last 40 steps")
+        ax.axhline(2, color="k", ls=":", lw=1)
+        ax.set_ylim(0, top)
+        ax.set_xlabel(r"$\Delta f = f - y$")
+        ax.set_ylabel(r"$\eta\,\lambda$")
+        ax.text(0.98, 0.03, label, transform=ax.transAxes, ha="right", fontsize=10,
+                bbox=dict(fc="white", alpha=0.8, lw=0))
+        ax.legend(fontsize=7, loc="upper left")
     return fig
 
 
@@ -280,5 +286,7 @@ def bifurcation(ds):
                    label="diverged", lw=0)
     ax.set_xlabel(r"learning rate $\eta$")
     ax.set_ylabel(r"late-time $\eta\,\lambda_t$")
+    finite = ds.lr_lam.values[np.isfinite(ds.lr_lam.values)]
+    ax.set_ylim(0, float(finite.max()) * 1.05 if finite.size else 4)
     ax.legend(fontsize=8, loc="upper left")
     return fig
