@@ -247,3 +247,19 @@ def trajectories(cfg: SweepConfig, c, progress: bool = True) -> xr.Dataset:
     parts = [point_fn({"cfg": cfg.replace(depths=(d,), widths=(w,)), "c": c}).expand_dims(depth=[d], width=[w])
              for d, w in tqdm(_points(cfg), desc="trajectories", disable=not progress)]
     return xr.combine_by_coords([p.drop_attrs() for p in parts])
+
+
+def summary(cfg: SweepConfig, title: str = "") -> str:
+    """The resolved configuration as aligned 'name = value' lines (printed atop each chapter)."""
+    flat = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            flat.update({f"{f.name}.{g.name}": getattr(v, g.name) for g in dataclasses.fields(v)})
+        else:
+            flat[f.name] = v
+    flat["c grid"] = f"2^x, x = {cfg.x_grid[0]:g} .. {cfg.x_grid[-1]:g} step {cfg.x_step:g} ({len(cfg.x_grid)} points)"
+    width = max(map(len, flat))
+    lines = [title] if title else []
+    lines += [f"  {k:<{width}} = {v}" for k, v in flat.items()]
+    return "\n".join(lines)

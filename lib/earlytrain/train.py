@@ -40,7 +40,8 @@ class TrainConfig:
     batch_size: int = 512             # SGD batch size B
     num_steps: int = 10               # steps T per run (T1 = 10 in the paper's code)
     div_threshold: float = 1e5        # K: a loss above it counts as diverged
-    measure_sharpness: bool = True    # measure lambda_t after every step (the costly part)
+    measure_sharpness: bool = True    # measure lambda_t (the costly part)
+    sharpness_every: int = 1          # ... after every k-th step only (NaN in between)
     sharpness_method: str = "lanczos"  # "lanczos" or "power" (the paper's)
     sharpness_iters: int = 20         # Lanczos order / power iterations per measurement
     sharpness_tol: float = 1e-2       # residual below which an estimate counts as converged
@@ -54,6 +55,7 @@ class TrainConfig:
         check_positive(self.div_threshold, "div_threshold")
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
         check_int(self.sharpness_iters, "sharpness_iters", minimum=2)
+        check_int(self.sharpness_every, "sharpness_every", minimum=1)
         check_positive(self.sharpness_tol, "sharpness_tol")
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
 
@@ -111,6 +113,13 @@ def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConf
     batches: [T, B] int32 indices into data.x (ignored for GD). lam0: the initial sharpness
     estimate (its vector warm-starts the first measurement). Returns a Trajectory of [T + 1].
     """
+    return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0)[0]
+
+
+def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
+                    lam0: hessian.Eig):
+    """As ``run``, and also return the parameters after the last step (the last finite ones
+    for a diverged run): (Trajectory, params_T)."""
     lf = _loss_fn(model, cfg.loss)
     opt = optax.sgd(learning_rate=lr)
     nan = jnp.asarray(jnp.nan, jnp.result_type(float))
@@ -119,7 +128,19 @@ def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConf
         f = model.apply(params, aux, data.x_meas)
         return losses.get(cfg.loss)(f, data.y_meas), losses.accuracy(f, data.y_meas)
 
-    def step(carry, idx):
+    def sharpness_or_skip(t, params, v):
+        if cfg.sharpness_every == 1:
+            eig = measure_sharpness(model, params, aux, data.x_meas, data.y_meas, cfg, v)
+            return eig.value, eig.residual, eig.vector
+        def yes(p, v):
+            eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v)
+            return eig.value, eig.residual, eig.vector
+        # t is shared by all vmapped runs, so this cond stays a real branch under vmap
+        return jax.lax.cond((t + 1) % cfg.sharpness_every == 0, yes,
+                            lambda p, v: (nan.astype(v.dtype), nan.astype(v.dtype), v), params, v)
+
+    def step(carry, xs):
+        t, idx = xs
         params, opt_state, diverged, v = carry
         if cfg.optimizer == "sgd":
             xb, yb = data.x[idx], data.y[idx]
@@ -135,9 +156,8 @@ def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConf
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverged, b, a), new, old)
         params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         if cfg.measure_sharpness:
-            eig = measure_sharpness(model, params, aux, data.x_meas, data.y_meas, cfg, v)
-            v = jnp.where(diverged, v, eig.vector)
-            sharp, resid = eig.value, eig.residual
+            sharp, resid, vec = sharpness_or_skip(t, params, v)
+            v = jnp.where(diverged, v, vec)
         else:
             sharp = resid = nan
         out = (jnp.where(diverged, nan, loss), jnp.where(diverged, nan, acc),
@@ -147,14 +167,15 @@ def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConf
     loss0, acc0 = measure(params0)
     carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector)
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
-    _, (loss, acc, sharp, resid, div) = jax.lax.scan(step, carry0, xs)
+    (params_T, *_), (loss, acc, sharp, resid, div) = jax.lax.scan(
+        step, carry0, (jnp.arange(cfg.num_steps), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
         lam_value, lam_resid = nan, nan
     else:
         lam_value, lam_resid = lam0.value, lam0.residual
     return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam_value, sharp),
-                      prepend(lam_resid, resid), prepend(False, div))
+                      prepend(lam_resid, resid), prepend(False, div)), params_T
 
 
 TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests count compiles
@@ -167,16 +188,18 @@ def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConf
     return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg))(params, aux)
 
 
-@partial(jax.jit, static_argnames=("model", "cfg"))
+@partial(jax.jit, static_argnames=("model", "cfg", "return_params"))
 def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
-             cfg: TrainConfig) -> Trajectory:
+             cfg: TrainConfig, return_params: bool = False):
     """Runs for S initialisations x C learning-rate constants, eta = c / lambda_0.
 
     params/aux/lam0: leading axis S; c: [S, C] (each seed may have its own c values, as in a
-    bisection) -> Trajectory with leaves [S, C, T + 1]. One compile per (model, shapes, cfg).
+    bisection) -> Trajectory with leaves [S, C, T + 1]; with return_params, also the final
+    parameters (leaves [S, C, ...]). One compile per (model, shapes, cfg, return_params).
     """
     TRACE_COUNT["run_grid"] += 1
+    one = run_with_params if return_params else run
 
     def per_seed(p, a, lam, cs):
-        return jax.vmap(lambda ci: run(model, p, a, ci / lam.value, data, batches, cfg, lam))(cs)
+        return jax.vmap(lambda ci: one(model, p, a, ci / lam.value, data, batches, cfg, lam))(cs)
     return jax.vmap(per_seed)(params, aux, lam0, c)

@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh clone:  make book  |  make test
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test venv data tfds-venv rerun bench clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+data: venv
+	bash scripts/fetch_data.sh
+
+tfds-venv: venv
+	bash scripts/setup_tfds_venv.sh
+
+## Build the whole book with default parameters (HTML in _build/html).
+book: venv data
+	$(PY) scripts/build_book.py
+
+## Run the test suite (the data/tfds set-up it needs is done first).
+test: venv data tfds-venv
+	$(PY) -m pytest -q
+
+## Re-run one chapter with new parameters and rebuild the book around it:
+##   make rerun CHAPTER=01_phase_diagram PARAMS=book/params/01_phase_diagram/paper.yaml
+rerun: venv data
+	$(PY) scripts/rerun_chapter.py $(CHAPTER) $(PARAMS)
+
+bench: venv data
+	$(PY) bench/bench_sweep.py
+	$(PY) bench/bench_sharpness.py
+
+clean:
+	rm -rf _build _runs

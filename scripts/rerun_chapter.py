@@ -1,0 +1,65 @@
+"""Re-run one chapter with new parameters (papermill + a YAML file) and rebuild the book with it.
+
+Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
+  e.g. python scripts/rerun_chapter.py 01_phase_diagram book/params/01_phase_diagram/paper.yaml
+
+1. papermill executes book/CHAPTER.ipynb with the YAML's values injected after its
+   'parameters' cell -> _runs/CHAPTER.ipynb (executed, with outputs).
+2. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
+   notebook, marked not to be re-executed; the other chapters are re-used from the library
+   cache (results/), so only what changed is computed.
+3. The book is built there: open _runs/book/_build/html/index.html.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(chapter: str, params: str) -> int:
+    chapter = Path(chapter).stem
+    src = ROOT / "book" / f"{chapter}.ipynb"
+    if not src.exists():
+        names = sorted(p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb"))
+        print(f"CHAPTER: no notebook book/{chapter}.ipynb; expected one of {names}")
+        return 2
+    params_path = Path(params).resolve()
+    if not params_path.exists():
+        print(f"PARAMS: no such YAML file: {params}")
+        return 2
+    runs = ROOT / "_runs"
+    out = runs / f"{chapter}.ipynb"
+    runs.mkdir(exist_ok=True)
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    rc = subprocess.call([str(bindir / "papermill"), str(src), str(out), "-f", str(params_path),
+                          "--cwd", str(ROOT / "book"), "-k", "python3"], env=env)
+    if rc != 0:
+        print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
+        return rc
+    book = runs / "book"
+    if book.exists():
+        shutil.rmtree(book / "book", ignore_errors=True)
+    (book / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, book / name)
+    for item in (ROOT / "book").iterdir():
+        if item.name != f"{chapter}.ipynb":
+            (book / "book" / item.name).symlink_to(item)
+    nb = json.loads(out.read_text())
+    nb["metadata"]["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
+    (book / "book" / f"{chapter}.ipynb").write_text(json.dumps(nb, indent=1))
+    return subprocess.call([sys.executable, str(ROOT / "scripts" / "build_book.py"), str(book)], env=env)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(main(*sys.argv[1:]))
