@@ -175,3 +175,8 @@ def seed_keys(seeds) -> jax.Array:
 
 def num_params(params) -> int:
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+from .cnn import BUILDERS as _CNN_BUILDERS  # noqa: E402  (after ARCH_BUILDERS: cnn does not import models)
+
+ARCH_BUILDERS.update(_CNN_BUILDERS)  # "myrtle" (SPEC 1.2) and "resnet" (SPEC 1.3)
