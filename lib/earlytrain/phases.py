@@ -75,8 +75,8 @@ def critical_constants(ds: xr.Dataset, T1: int | None = None, decimals: int | No
     (..., c, step)) to c_loss, c_sharp, c_max over the remaining dims (e.g. depth, width, seed)."""
     T1 = int(ds.sizes["step"] - 1) if T1 is None else T1
     c = ds["c"].values
-    move = lambda v: np.moveaxis(ds[v].transpose(..., "c", "step").values, -2, -2)
-    loss, sharp, div = move("loss"), move("sharpness"), move("diverged")
+    values = lambda v: ds[v].transpose(..., "c", "step").values
+    loss, sharp, div = values("loss"), values("sharpness"), values("diverged")
     dims = [d for d in ds["loss"].transpose(..., "c", "step").dims if d not in ("c", "step")]
     coords = {d: ds[d] for d in dims}
     divs = runs_diverge(div, T1)
