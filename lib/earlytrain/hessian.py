@@ -95,7 +95,9 @@ def lanczos_tridiag(matvec: Callable, v0: jax.Array, order: int):
             w = w - basis.T @ (basis @ w)
         beta = jnp.linalg.norm(w)
         nxt = jnp.where(beta > tiny, w / jnp.where(beta > tiny, beta, 1.0), 0.0)
-        basis = jnp.where(j + 1 < order, basis.at[jnp.minimum(j + 1, order - 1)].set(nxt), basis)
+        # update one row in place (a where over the whole basis would copy it every step)
+        last = jnp.minimum(j + 1, order - 1)
+        basis = basis.at[last].set(jnp.where(j + 1 < order, nxt, basis[last]))
         return (basis, beta), (alpha, beta)
 
     (basis, _), (alphas, betas) = jax.lax.scan(step, (basis, jnp.zeros((), dtype)), jnp.arange(order))
