@@ -290,3 +290,25 @@ def bifurcation(ds):
     ax.set_ylim(0, float(finite.max()) * 1.05 if finite.size else 4)
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def network_catapult(traj):
+    """Loss and eta*lambda_t = c * lambda_t / lambda_0 against step for a network
+    (``sweep.trajectories`` with sharpness, one depth, width and seed) at each c."""
+    t = traj.isel(depth=0, width=0, seed=0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = plt.get_cmap("plasma")(np.linspace(0, 0.8, t.sizes["c"]))
+    for col, c in zip(colors, t.c.values):
+        r = t.sel(c=c)
+        lab = fr"$\eta\lambda_0$ = {c:g}" + (" (diverged)" if bool(r.diverged.values.any()) else "")
+        axes[0].plot(r.step, r.loss, "o-", ms=3, color=col, label=lab)
+        axes[1].plot(r.step, c * r.sharpness / r.sharpness.isel(step=0), "o-", ms=3, color=col, label=lab)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(r"loss $L_t$ (measurement subset)")
+    axes[1].axhline(2, color="k", ls="--", lw=1, label=r"$\eta\lambda = 2$")
+    axes[1].set_ylabel(r"$\eta\,\lambda_t$ ($\lambda$ = top Hessian eigenvalue)")
+    axes[1].set_ylim(bottom=0)
+    for ax in axes:
+        ax.set_xlabel("step $t$")
+        ax.legend(fontsize=8)
+    return fig
