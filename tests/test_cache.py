@@ -1,0 +1,169 @@
+"""Tests of earlytrain.cache: stable keys, netCDF round trip, atomic writes, refresh."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from earlytrain import cache
+from earlytrain.models import ModelConfig
+from earlytrain.sweep import SweepConfig
+from earlytrain.train import TrainConfig
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    monkeypatch.delenv("EARLYTRAIN_REFRESH", raising=False)
+    return tmp_path
+
+
+def test_key_stable_under_dict_order_and_list_tuple():
+    a = {"width": 16, "seeds": [1, 2], "nested": {"x": 1.5, "y": (3, 4)}}
+    b = {"nested": {"y": [3, 4], "x": 1.5}, "seeds": (1, 2), "width": 16}
+    assert cache.canonical_json(a) == cache.canonical_json(b)
+    assert cache.cache_key("f", a) == cache.cache_key("f", b)
+    # dataclass configs: list vs tuple spelling of the sweep axes
+    c1 = SweepConfig(widths=[8, 16], seeds=[1, 2])
+    c2 = SweepConfig(widths=(8, 16), seeds=(1, 2))
+    assert cache.cache_key("f", c1) == cache.cache_key("f", c2)
+    assert cache.cache_key("f", c1) == cache.cache_key("f", SweepConfig(widths=(8, 16), seeds=(1, 2)))
+    assert len(cache.cache_key("f", a)) == 64
+
+
+# an alternative valid value for every field of the configs
+_ALT_SWEEP = dict(dataset="fashion_mnist", n_train=2048, n_measure=512, data_seed=1, depths=(3,),
+                  widths=(32,), seeds=(1, 2), x_min=-1.0, x_max=5.0, x_step=0.2, T1=5, decimals=None,
+                  sharp_eps=0.05, search="grid", stride=4, c_chunk=4, c_sharp_max_width=64)
+_ALT_MODEL = dict(arch=None, depth=3, width=32, parameterization="ntp", bias=True, sigma_w2=1.5,
+                  sigma_last2=2.0, n_out=5, last_layer="zero", centered=True, out_alpha=3.0, out_exp=0.5)
+_ALT_TRAIN = dict(loss="xent", optimizer="gd", batch_size=256, num_steps=20, div_threshold=1e4,
+                  measure_sharpness=False, sharpness_every=2, sharpness_method="power",
+                  sharpness_iters=10, sharpness_tol=1e-3, sgd_seed=2)
+
+
+def test_key_changes_with_every_config_field():
+    base = SweepConfig()
+    k0 = cache.cache_key("f", base)
+    keys = {k0}
+    for f in dataclasses.fields(SweepConfig):
+        if f.name in ("model", "train"):
+            continue
+        assert f.name in _ALT_SWEEP, f"no alternative value for SweepConfig.{f.name}"
+        k = cache.cache_key("f", base.replace(**{f.name: _ALT_SWEEP[f.name]}))
+        assert k not in keys, f.name
+        keys.add(k)
+    for f in dataclasses.fields(ModelConfig):
+        assert f.name in _ALT_MODEL, f"no alternative value for ModelConfig.{f.name}"
+        if f.name == "arch" or (f.name in ("centered", "out_alpha") and base.model.last_layer == "zero"):
+            continue
+        k = cache.cache_key("f", base.replace(model=base.model.replace(**{f.name: _ALT_MODEL[f.name]})))
+        assert k not in keys, f.name
+        keys.add(k)
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in _ALT_TRAIN, f"no alternative value for TrainConfig.{f.name}"
+        k = cache.cache_key("f", base.replace(train=base.train.replace(**{f.name: _ALT_TRAIN[f.name]})))
+        assert k not in keys, f.name
+        keys.add(k)
+    # ... and with the function name and the code hash
+    assert cache.cache_key("g", base) not in keys
+    assert cache.cache_key("f", base, code_hash="0" * 64) != cache.cache_key("f", base, code_hash="1" * 64)
+    assert cache.cache_key("f", base, code_hash=cache.CODE_HASH) == k0
+    assert cache.cache_key("f", base, code_hash="0" * 64) != k0
+
+
+def _dataset():
+    return xr.Dataset(
+        {"flag": (("seed", "c"), np.array([[True, False, True], [False, False, True]])),
+         "value": (("seed", "c"), np.array([[0.1, np.nan, 1e-300], [np.inf, -2.5, 3.0]])),
+         "count": (("seed",), np.array([3, -7], np.int64)),
+         "small": (("seed",), np.array([1.5, 2.25], np.float32))},
+        coords={"seed": [1, 2], "c": [1.0, 2.0, 4.0]},
+        attrs={"note": "round trip"})
+
+
+def test_netcdf_round_trip(tmp_path):
+    ds = _dataset()
+    path = tmp_path / "sub" / "x.nc"
+    cache.save(ds, path, {"config": {"a": 1}})
+    back = cache.load(path)
+    for v in ds.data_vars:
+        assert back[v].dtype == ds[v].dtype, v
+        np.testing.assert_array_equal(back[v].values, ds[v].values)
+    np.testing.assert_array_equal(back["seed"].values, ds["seed"].values)
+    np.testing.assert_array_equal(back["c"].values, ds["c"].values)
+    assert back.attrs["note"] == "round trip"
+    assert json.loads(back.attrs["config"]) == {"a": 1}
+    assert json.loads(path.with_suffix(".json").read_text()) == {"config": {"a": 1}}
+
+
+def test_atomic_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.nc"
+    real = xr.Dataset.to_netcdf
+
+    def half_then_fail(self, target, *a, **k):
+        Path(target).write_bytes(b"CDF partial")  # something reaches the temporary file ...
+        raise OSError("disk full")                # ... then the write dies
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        cache.save(_dataset(), path, {"config": {}})
+    assert not path.exists()
+    assert not path.with_suffix(".json").exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind either
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", real)
+    # an existing good result is not replaced by a failed overwrite
+    cache.save(_dataset(), path, {"config": {}})
+    good = path.read_bytes()
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_then_fail)
+    with pytest.raises(OSError):
+        cache.save(_dataset().assign(value=lambda d: d["value"] * 2), path, {"config": {}})
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.nc"]
+
+
+def test_cached_computes_once_and_refresh_recomputes(results, monkeypatch):
+    calls = []
+
+    def compute(cfg):
+        calls.append(cfg)
+        return xr.Dataset({"y": ("i", np.arange(cfg["n"]) * cfg["scale"])}, coords={"i": np.arange(cfg["n"])})
+
+    fn = cache.cached(compute, name="test.compute")
+    a = fn({"n": 4, "scale": 0.5})
+    b = fn({"scale": 0.5, "n": 4})  # same config, other spelling: loaded
+    assert len(calls) == 1
+    xr.testing.assert_identical(a, b)
+    np.testing.assert_array_equal(a["y"].values, [0, 0.5, 1.0, 1.5])
+    path = Path(a.attrs["cache_path"])
+    assert path.parent == results / "test.compute" and path.exists()
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["config"] == {"n": 4, "scale": 0.5}
+    assert side["code_hash"] == cache.CODE_HASH
+    assert side["key"] == cache.cache_key("test.compute", {"n": 4, "scale": 0.5})
+    assert path.name == side["key"][:16] + ".nc"
+    assert {"jax", "numpy", "xarray", "earlytrain"} <= set(side["versions"])
+    assert "platform" in side["device"] and side["wall_time_s"] >= 0
+    fn({"n": 5, "scale": 0.5})  # another config: computed
+    assert len(calls) == 2
+    monkeypatch.setenv("EARLYTRAIN_REFRESH", "1")
+    c = fn({"n": 4, "scale": 0.5})
+    assert len(calls) == 3
+    xr.testing.assert_identical(a.drop_attrs(), c.drop_attrs())
+    monkeypatch.setenv("EARLYTRAIN_REFRESH", "0")
+    fn({"n": 4, "scale": 0.5})
+    assert len(calls) == 3
+
+
+def test_failed_compute_writes_nothing(results):
+    def boom(cfg):
+        raise RuntimeError("interrupted")
+
+    fn = cache.cached(boom, name="test.boom")
+    with pytest.raises(RuntimeError):
+        fn({"a": 1})
+    assert not (results / "test.boom").exists() or list((results / "test.boom").iterdir()) == []

@@ -1,0 +1,161 @@
+"""Tests of earlytrain.sweep on REAL data (MNIST from the local files fetched by ``make data``)
+with a tiny network: labeled outputs, identical constants from the three search strategies,
+the on-disk cache (sidecar, no recompute) and resuming an interrupted sweep."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earlytrain import cache, data, phases, sweep, train
+from earlytrain.models import ModelConfig
+from earlytrain.train import TrainConfig
+
+try:
+    data.load("mnist", n=16)
+    HAVE_MNIST = True
+except Exception:  # noqa: BLE001  (no local data: `make data`)
+    HAVE_MNIST = False
+
+pytestmark = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not fetched (make data)")
+
+CFG = sweep.SweepConfig(
+    dataset="mnist", n_train=512, n_measure=128, depths=(2,), widths=(16,), seeds=(1, 2),
+    x_min=0.0, x_max=10.0, x_step=1.0, T1=6, search="bisect", stride=4, c_chunk=8,
+    model=ModelConfig(depth=2, width=16),
+    train=TrainConfig(batch_size=128, num_steps=6, sharpness_iters=10))
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    monkeypatch.delenv("EARLYTRAIN_REFRESH", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def by_strategy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EARLYTRAIN_RESULTS", str(root))
+        mp.delenv("EARLYTRAIN_REFRESH", raising=False)
+        out = {s: sweep.phase_sweep(CFG.replace(search=s), progress=False) for s in sweep.search.STRATEGIES}
+    return out, root
+
+
+def test_phase_sweep_labels_and_order(by_strategy):
+    out, _ = by_strategy
+    ds = out["grid"]
+    assert ds["c_loss"].dims == ("depth", "width", "seed")
+    assert list(ds["depth"].values) == [2] and list(ds["width"].values) == [16]
+    assert list(ds["seed"].values) == [1, 2]
+    np.testing.assert_allclose(ds["c"].values, 2.0 ** np.arange(0, 10.01, 1.0))
+    c = CFG.c_grid
+    for name in ("c_loss", "c_sharp", "c_max"):
+        v = ds[name].values
+        assert np.all(np.isnan(v) | np.isin(v, c)), name  # every constant is a grid point
+    assert ds["c_max_censored"].dtype == bool
+    assert np.all(ds["lambda0"].values > 0)
+    # c_loss <= (first divergent c) = c_max * 2^x_step: a divergent run counts as a loss rise
+    cl, cm = ds["c_loss"].values, ds["c_max"].values
+    ok = ~np.isnan(cl) & ~np.isnan(cm)
+    assert ok.any()
+    assert np.all(cl[ok] <= cm[ok] * 2 ** CFG.x_step)
+    assert json.loads(ds.attrs["config"])["search"] == "grid"
+
+
+def test_three_strategies_identical_on_real_runs(by_strategy):
+    out, _ = by_strategy
+    for s in ("coarse_to_fine", "bisect"):
+        for name in ("c_loss", "c_sharp", "c_max", "c_max_censored", "lambda0"):
+            np.testing.assert_array_equal(out[s][name].values, out["grid"][name].values,
+                                          err_msg=f"{s} {name}")
+
+
+def test_grid_strategy_equals_phases_on_trajectories(by_strategy, results):
+    """The sweep's grid answer equals Definition 1 applied to the full trajectories."""
+    out, _ = by_strategy
+    tr = sweep.trajectories(CFG.replace(train=CFG.train.replace(measure_sharpness=True)),
+                            list(CFG.c_grid), progress=False)
+    assert tr["loss"].dims == ("depth", "width", "seed", "c", "step")
+    np.testing.assert_allclose(tr["c"].values, CFG.c_grid)
+    np.testing.assert_array_equal(tr["step"].values, np.arange(7))
+    np.testing.assert_array_equal(tr["seed"].values, [1, 2])
+    assert tr["loss"].dtype == np.float32 and tr["diverged"].dtype == bool
+    assert tr["sharpness"].dtype == np.float32
+    const = phases.critical_constants(tr, T1=CFG.T1, decimals=CFG.decimals)
+    for name in ("c_loss", "c_sharp", "c_max", "c_max_censored"):
+        np.testing.assert_array_equal(const[name].transpose("depth", "width", "seed").values,
+                                      out["grid"][name].values, err_msg=name)
+
+
+def test_trajectories_dims_and_coords(results):
+    # c_chunk = len(c) and loss-only runs: the depth-2 program is the one the sweep compiled
+    cfg = CFG.replace(depths=(2, 3), c_chunk=len(CFG.c_grid), train=CFG.train.replace(measure_sharpness=False))
+    c = list(CFG.c_grid)
+    tr = sweep.trajectories(cfg, c, progress=False)
+    assert tr["loss"].dims == ("depth", "width", "seed", "c", "step")
+    assert tr["loss"].shape == (2, 1, 2, len(c), 7)
+    np.testing.assert_array_equal(tr["depth"].values, [2, 3])
+    np.testing.assert_array_equal(tr["width"].values, [16])
+    np.testing.assert_allclose(tr["c"].values, c)
+    assert tr["loss"].dtype == np.float32 and tr["diverged"].dtype == bool
+    assert np.all(np.isnan(tr["sharpness"].values))  # not measured
+    assert np.all(np.isfinite(tr["loss"].values[..., 0]))
+    # same initialisation for every c: identical L_0 across c
+    l0 = tr["loss"].values[..., 0]
+    np.testing.assert_array_equal(l0, np.repeat(l0[..., :1], len(c), -1))
+
+
+def test_cache_sidecar_and_no_recompute(results, monkeypatch):
+    cfg = CFG
+    first = sweep.phase_sweep(cfg, progress=False)
+    files = sorted((results / "sweep.critical_point").glob("*.nc"))
+    assert len(files) == 1
+    side = json.loads(files[0].with_suffix(".json").read_text())
+    for k in ("config", "code_hash", "versions", "device", "wall_time_s"):
+        assert k in side, k
+    assert side["code_hash"] == cache.CODE_HASH
+    assert side["config"]["widths"] == [16] and side["config"]["model"]["width"] == 16
+    # second call: loaded, nothing traced or computed
+    calls = []
+    real = sweep.critical_point
+    monkeypatch.setattr(sweep, "critical_point", lambda c: calls.append(c) or real(c))
+    n_trace = dict(train.TRACE_COUNT)
+    second = sweep.phase_sweep(cfg, progress=False)
+    assert calls == [] and train.TRACE_COUNT == n_trace
+    for name in ("c_loss", "c_sharp", "c_max", "c_max_censored", "lambda0"):
+        np.testing.assert_array_equal(second[name].values, first[name].values)
+
+
+def test_interrupted_sweep_resumes(results, monkeypatch):
+    cfg = CFG.replace(depths=(2, 3))
+    real = sweep.critical_point
+    calls = []
+
+    def failing(c):
+        calls.append((c.depths, c.widths))
+        if c.depths == (3,):
+            raise KeyboardInterrupt("stopped at the second point")
+        return real(c)
+
+    monkeypatch.setattr(sweep, "critical_point", failing)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.phase_sweep(cfg, progress=False)
+    assert calls == [((2,), (16,)), ((3,), (16,))]
+    done = list((results / "sweep.critical_point").glob("*.nc"))
+    assert len(done) == 1  # the finished point is on disk; the interrupted one left nothing
+    calls.clear()
+
+    def counting(c):
+        calls.append((c.depths, c.widths))
+        return real(c)
+
+    monkeypatch.setattr(sweep, "critical_point", counting)
+    out = sweep.phase_sweep(cfg, progress=False)
+    assert calls == [((3,), (16,))]  # only the missing point is computed
+    assert out["c_loss"].dims == ("depth", "width", "seed")
+    np.testing.assert_array_equal(out["depth"].values, [2, 3])
+    assert len(list((results / "sweep.critical_point").glob("*.nc"))) == 2
