@@ -51,9 +51,9 @@ c_sharp_max_width = 256          # widths above this skip c_sharp (costliest mea
 sharpness_method = "lanczos"     # "lanczos" or "power" (the paper's code)
 sharpness_iters = 20             # Lanczos order / power iterations per measurement
 # Trajectories (paper Fig. 2 a, b, d, e)
-wide_shallow = [4, 512]          # (d, w) of the wide, shallow network
+wide_shallow = [4, 256]          # (d, w) of the wide, shallow network
 narrow_deep = [8, 32]            # (d, w) of the narrow, deep network
-traj_c = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0]  # constants c shown
+traj_c = [1.0, 2.0, 2.5, 3.0, 4.0, 8.0, 16.0]  # constants c shown
 traj_dataset = "mnist"           # data set of the trajectories""", metadata={"tags": ["parameters"]}))
 cells.append(code("""common = dict(seeds=seeds, n_train=n_train, n_measure=n_measure, batch_size=batch_size,
               num_steps=num_steps, T1=num_steps, x_min=x_min, x_max=x_max, x_step=x_step, search=search,

@@ -56,8 +56,8 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and obj == int(obj) and abs(obj) < 2**53:
-        return float(obj)
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**53:
+        return int(obj)  # 0 and 0.0 are the same configuration, so they get the same key
     return obj
 
 
@@ -84,6 +84,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

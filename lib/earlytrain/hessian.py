@@ -46,6 +46,14 @@ def hvp(f_flat: Callable, p: jax.Array) -> Callable[[jax.Array], jax.Array]:
     return lambda v: jax.jvp(grad, (p,), (v,))[1]
 
 
+def _normalize(v: jax.Array, fallback: jax.Array) -> jax.Array:
+    """v / |v|, or ``fallback`` (a unit vector) when |v| = 0: a zero Hessian (e.g. every ReLU
+    dead) must give a finite estimate, not a NaN vector that would warm-start later ones."""
+    norm = jnp.linalg.norm(v)
+    ok = norm > jnp.finfo(v.dtype).tiny
+    return jnp.where(ok, v / jnp.where(ok, norm, 1.0), fallback)
+
+
 def start_vector(n: int, dtype=jnp.float32, key: int = POWER_KEY) -> jax.Array:
     v = jax.random.normal(jax.random.PRNGKey(key), (n,), dtype=dtype)
     return v / jnp.linalg.norm(v)
@@ -63,10 +71,12 @@ def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: f
     Returns the eigenvalue of largest magnitude (if the most negative eigenvalue dominates,
     that is what it finds: see the tests). Costs num_iters + 1 products (+1 for the residual).
     """
+    v0 = _normalize(v0, v0)
+
     def body(_, v):
-        return matvec(v / jnp.linalg.norm(v))
+        return matvec(_normalize(v, v0))
     v = jax.lax.fori_loop(0, num_iters, body, v0)
-    v = v / jnp.linalg.norm(v)
+    v = _normalize(v, v0)
     hv = matvec(v)
     value = jnp.vdot(v, hv)
     residual = jnp.linalg.norm(hv - value * v) / jnp.maximum(jnp.abs(value), jnp.finfo(v.dtype).tiny)
@@ -107,11 +117,21 @@ def lanczos_tridiag(matvec: Callable, v0: jax.Array, order: int):
 def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2) -> Eig:
     """Largest algebraic eigenvalue from an order-m Lanczos run (m + 1 products with the residual)."""
     alphas, betas, basis = lanczos_tridiag(matvec, v0, order)
+    # After a breakdown (beta ~ 0) the Krylov space is invariant and the remaining steps are
+    # empty: move their diagonal entries below every live Ritz value (Rayleigh quotients lie in
+    # [min alpha_live, max alpha_live] ... within the live block's spectrum), so they can never
+    # be returned as the top eigenvalue.
+    tiny = jnp.finfo(alphas.dtype).eps * 10
+    alive = jnp.concatenate([jnp.ones(1, bool), jnp.cumprod(betas > tiny).astype(bool)])
+    live_min = jnp.min(jnp.where(alive, alphas, jnp.inf))
+    live_max = jnp.max(jnp.where(alive, alphas, -jnp.inf))
+    alphas = jnp.where(alive, alphas, live_min - (live_max - live_min) - 1.0)
+    betas = jnp.where(alive[1:], betas, 0.0)
     tri = jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
     theta, s = jnp.linalg.eigh(tri)
     value = theta[-1]
-    vector = basis.T @ s[:, -1]
-    vector = vector / jnp.linalg.norm(vector)
+    v0n = _normalize(v0, v0)
+    vector = _normalize(basis.T @ s[:, -1], v0n)
     return _finish(matvec, value, vector, order, tol)
 
 
