@@ -125,6 +125,19 @@ def _train_data(dataset: str, n_train: int, n_measure: int, seed: int) -> train.
     return train.TrainData(x, y, x[:n_measure], y[:n_measure])
 
 
+def shard_seeds(tree):
+    """Spread the seed axis (leading axis of every leaf) over all devices when there are
+    several and it divides evenly; run_grid's jit then partitions the runs across them.
+    On one device (this CPU) it returns ``tree`` unchanged."""
+    devices = jax.devices()
+    n_seeds = jax.tree.leaves(tree)[0].shape[0]
+    if len(devices) < 2 or n_seeds % len(devices):
+        return tree
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
+    spec = lambda a: jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed", *[None] * (a.ndim - 1)))
+    return jax.tree.map(lambda a: jax.device_put(a, spec(a)), tree)
+
+
 class _Point:
     """One (depth, width): the initialisations, lambda_0 and a memoised evaluator of runs."""
 
@@ -150,8 +163,8 @@ class _Point:
             part = c[:, start:start + chunk]
             pad = chunk - part.shape[1]
             part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
-            tr = train.run_grid(self.model, self.params, self.aux, self.lam0, jnp.asarray(part),
-                                self.data, self.batches, tcfg)
+            params, aux, lam0, part = shard_seeds((self.params, self.aux, self.lam0, jnp.asarray(part)))
+            tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg)
             pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
         self.n_runs[sharp] += S * K
         return jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
