@@ -1,0 +1,158 @@
+"""Figures of the output-at-initialisation chapter (App. G, H) and of the four regimes of
+training (Fig. 1), plus the rule that places the regime boundaries on a sharpness trajectory."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib import cm, colors
+
+from .phase import CONSTANT_LABELS, Y_LABELS, _y_values, phase_diagram
+from .style import CONSTANT_COLORS
+
+REGIME_NAMES = ("early transient", "intermediate saturation", "progressive sharpening",
+                "edge of stability")
+REGIME_COLORS = ("#c6dbef", "#d9d9d9", "#fdd0a2", "#fcbba1")
+
+
+# ----------------------------------------------------------------------------- App. G, H
+def variant_diagrams(datasets: dict, y: str = "inv_width") -> plt.Figure:
+    """One phase diagram (``phase.phase_diagram``) per variant, side by side, shared axes.
+
+    datasets: {label: phase-sweep Dataset over (depth, width, seed)}. The legend is drawn once.
+    """
+    n = len(datasets)
+    fig, axes = plt.subplots(1, n, figsize=(3.9 * n + 1.8, 4.0), sharey=True, squeeze=False)
+    for i, (label, ds) in enumerate(datasets.items()):
+        phase_diagram(ds, y=y, ax=axes[0, i], legend=(i == n - 1))
+        axes[0, i].set_title(label, fontsize=10, loc="left")
+        if i:
+            axes[0, i].set_ylabel("")
+    lo = min(ax.get_xlim()[0] for ax in axes[0])
+    hi = max(ax.get_xlim()[1] for ax in axes[0])
+    for ax in axes[0]:
+        ax.set_xlim(lo, hi)
+    return fig
+
+
+def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "inv_width",
+                         q=(0.25, 0.75)) -> plt.Figure:
+    """Critical constants against 1/w (or d/w), one panel per constant, one line per variant.
+
+    datasets: {label: phase-sweep Dataset over (depth, width, seed)}. Markers are means over seeds,
+    bars the q[0]-q[1] quantiles; the dashed line is c = 2.
+    """
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names) + 1.6, 3.8), squeeze=False)
+    cmap = lambda i: cm.viridis(i / max(len(datasets) - 1, 1) * 0.85)
+    for j, name in enumerate(names):
+        ax = axes[0, j]
+        for i, (label, ds) in enumerate(datasets.items()):
+            c = ds[name]
+            yy = _y_values(ds, y).broadcast_like(c.isel(seed=0, drop=True)).values.ravel()
+            mean = c.mean("seed").values.ravel()
+            lo, hi = (c.quantile(qq, "seed").values.ravel() for qq in q)
+            order = np.argsort(yy)
+            ax.errorbar(yy[order], mean[order], yerr=[mean[order] - lo[order], hi[order] - mean[order]],
+                        marker="o", ms=4, capsize=3, color=cmap(i), label=label)
+        ax.axhline(2.0, color="k", ls="--", lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel(Y_LABELS[y])
+        ax.set_ylabel(CONSTANT_LABELS[name])
+    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    return fig
+
+
+def sharpness_by_variant(datasets: dict, seed=None) -> plt.Figure:
+    """lambda_t / lambda_0 over the early steps, one panel per variant, one curve per c.
+
+    datasets: {label: trajectory Dataset over (c, step) (one depth and width selected; a seed dim
+    is reduced to ``seed`` or its first seed)}. Log y axis; dotted line at 1.
+    """
+    n = len(datasets)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 1.4, 3.6), sharey=True, squeeze=False)
+    cs = np.concatenate([ds.c.values for ds in datasets.values()])
+    norm = colors.LogNorm(cs.min(), cs.max())
+    for ax, (label, ds) in zip(axes[0], datasets.items()):
+        if "seed" in ds.dims:
+            ds = ds.sel(seed=seed if seed is not None else ds.seed.values[0])
+        for c in ds.c.values:
+            tr = ds.sharpness.sel(c=c)
+            ax.plot(ds.step, tr / tr.isel(step=0), color=cm.viridis(norm(c)), marker=".", ms=3)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_xlabel("step $t$")
+        ax.set_title(label, fontsize=10, loc="left")
+    axes[0, 0].set_ylabel(r"$\lambda^H_t / \lambda^H_0$")
+    fig.colorbar(cm.ScalarMappable(norm, cm.viridis), ax=axes[0].tolist(), label=r"$c = \eta\,\lambda^H_0$")
+    return fig
+
+
+# ----------------------------------------------------------------------------- Fig. 1
+class Regimes(NamedTuple):
+    """Boundaries (steps) of the four regimes of one sharpness trajectory; NaN = not reached."""
+    t_saturation: float   # end of the early transient = start of intermediate saturation
+    t_sharpening: float   # start of progressive sharpening
+    t_eos: float          # start of the edge of stability
+    lam_min: float        # the plateau value used by the rule
+    lam_eos: float        # 2 / eta
+
+
+def regime_boundaries(step, sharpness, lr: float, tol: float = 0.1, eos_tol: float = 0.05) -> Regimes:
+    """Place the four regimes of Fig. 1 on one sharpness trajectory by a simple rule.
+
+    step [T], sharpness [T] (NaN where not measured, dropped here); lr = eta.
+      * lam_min: the smallest sharpness of the run (first occurrence at step t_min).
+      * t_eos: the first step after t_min with lambda_t >= (1 - eos_tol) * 2 / eta (NaN if never).
+      * t_saturation: the first step with lambda_t <= (1 + tol) * lam_min: the early fall has
+        come within ``tol`` of the plateau.
+      * t_sharpening: the last step before t_eos (or the end of the run) with
+        lambda_t <= (1 + tol) * lam_min: after it the sharpness stays above the plateau by more
+        than ``tol``. If that is the last step of the run, sharpening is not reached (NaN).
+    """
+    step = np.asarray(step, float)
+    lam = np.asarray(sharpness, float)
+    ok = np.isfinite(lam)
+    step, lam = step[ok], lam[ok]
+    lam_eos = 2.0 / lr
+    i_min = int(np.argmin(lam))
+    lam_min = float(lam[i_min])
+    hit = i_min + np.nonzero(lam[i_min:] >= (1 - eos_tol) * lam_eos)[0]
+    i_eos = int(hit[0]) if hit.size else len(lam)
+    near = np.nonzero(lam[:i_eos] <= (1 + tol) * lam_min)[0]
+    t_sat = float(step[near[0]])
+    t_sharp = float(step[near[-1]]) if near[-1] < len(lam) - 1 else float("nan")
+    t_eos = float(step[i_eos]) if hit.size else float("nan")
+    return Regimes(t_sat, t_sharp, t_eos, lam_min, float(lam_eos))
+
+
+def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
+    """Fig. 1: sharpness (top) and loss (bottom) against step t + 1 on a log axis, with the
+    edge-of-stability line 2 / eta and the regimes of ``regime_boundaries`` as shaded spans.
+
+    ds: one trajectory over (step,) with variables sharpness (NaN where not measured) and loss.
+    """
+    fig, (ax, axl) = plt.subplots(2, 1, figsize=(7.2, 6.0), sharex=True, height_ratios=(2, 1))
+    s = ds.sharpness.dropna("step")
+    t_end = float(ds.step.max()) + 1
+    edges = [1.0] + [t + 1 for t in regimes[:3]] + [t_end]   # NaN = regime not reached
+    numerals = ("i", "ii", "iii", "iv")
+    for k, name in enumerate(REGIME_NAMES):
+        nxt = [e for e in edges[k + 1:] if np.isfinite(e)]
+        a, b = edges[k], nxt[0]
+        if np.isfinite(a) and b > a:
+            ax.axvspan(a, b, color=REGIME_COLORS[k], alpha=0.7, lw=0, label=f"({numerals[k]}) {name}")
+            axl.axvspan(a, b, color=REGIME_COLORS[k], alpha=0.7, lw=0)
+    ax.plot(s.step + 1, s, color="k", marker=".", ms=3, lw=1.2, label=r"$\lambda^H_t$")
+    ax.axhline(regimes.lam_eos, color="#cb181d", ls="--", lw=1.2, label=r"$2/\eta$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel(r"sharpness $\lambda^H_t$")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    axl.plot(ds.step + 1, ds.loss, color="#2171b5", lw=1.2)
+    axl.set_yscale("log")
+    axl.set_xlabel("step $t + 1$")
+    axl.set_ylabel(r"loss $L_t$")
+    return fig
