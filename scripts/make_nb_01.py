@@ -32,7 +32,7 @@ use_style()""", metadata={"tags": ["hide-input"]}))
 cells.append(code("""# Width diagram (paper Fig. 3a: FCNs on MNIST)
 width_dataset = "mnist"          # data set
 width_depth = 4                  # depth d of every network in the width diagram
-widths = [32, 64, 128, 256, 1024]  # widths w (paper: 256 .. 2048 at d = 8)
+widths = [32, 64, 128, 256, 1024]  # widths w (paper: 256 .. 2048 at depth 8)
 # Depth diagram (paper Fig. 3d: FCNs on Fashion-MNIST)
 depth_dataset = "fashion_mnist"  # data set
 depths = [4, 6, 8]               # depths d
@@ -175,6 +175,8 @@ carries the paper's sizes for a GPU.
   most expensive measurement; set it to `None` to include it.
 - **Not known from the paper** and chosen here [I]: the fixed widths of the depth diagram, and the
   25-75 % quantiles of the bars."""))
+for i, cell in enumerate(cells):
+    cell["id"] = f"pd-{i:02d}"  # stable ids: regenerating the notebook changes nothing else
 nb = nbf.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nb.metadata["language_info"] = {"name": "python"}
