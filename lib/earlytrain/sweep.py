@@ -88,6 +88,9 @@ class SweepConfig:
         check_int(self.c_chunk, "c_chunk", minimum=1)
         check(self.train.optimizer == "gd" or self.train.batch_size <= self.n_train, "batch_size",
               f"at most n_train = {self.n_train} (the SGD pool)", self.train.batch_size)
+        for d in self.depths:  # architecture-specific checks (e.g. Myrtle depth) before any compute
+            for w in self.widths:
+                models.ARCH_BUILDERS[self.model.arch](self.model.replace(depth=d, width=w))
 
     def replace(self, **kw) -> "SweepConfig":
         return dataclasses.replace(self, **kw)
@@ -267,8 +270,9 @@ def summary(cfg: SweepConfig, title: str = "") -> str:
     flat = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            flat.update({f"{f.name}.{g.name}": getattr(v, g.name) for g in dataclasses.fields(v)})
+        if dataclasses.is_dataclass(v):  # model depth/width are set per point from depths/widths
+            flat.update({f"{f.name}.{g.name}": getattr(v, g.name) for g in dataclasses.fields(v)
+                         if (f.name, g.name) not in (("model", "depth"), ("model", "width"))})
         else:
             flat[f.name] = v
     flat["c grid"] = f"2^x, x = {cfg.x_grid[0]:g} .. {cfg.x_grid[-1]:g} step {cfg.x_step:g} ({len(cfg.x_grid)} points)"

@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib import cm, colors
 
 from .phase import CONSTANT_LABELS, Y_LABELS, _y_values, phase_diagram
-from .style import CONSTANT_COLORS
+from .style import CONSTANT_COLORS, detach
 
 REGIME_NAMES = ("early transient", "intermediate saturation", "progressive sharpening",
                 "edge of stability")
@@ -34,7 +34,7 @@ def variant_diagrams(datasets: dict, y: str = "inv_width") -> plt.Figure:
     hi = max(ax.get_xlim()[1] for ax in axes[0])
     for ax in axes[0]:
         ax.set_xlim(lo, hi)
-    return fig
+    return detach(fig)
 
 
 def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "inv_width",
@@ -62,7 +62,7 @@ def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "in
         ax.set_xlabel(Y_LABELS[y])
         ax.set_ylabel(CONSTANT_LABELS[name])
     axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def sharpness_by_variant(datasets: dict, seed=None) -> plt.Figure:
@@ -87,7 +87,7 @@ def sharpness_by_variant(datasets: dict, seed=None) -> plt.Figure:
         ax.set_title(label, fontsize=10, loc="left")
     axes[0, 0].set_ylabel(r"$\lambda^H_t / \lambda^H_0$")
     fig.colorbar(cm.ScalarMappable(norm, cm.viridis), ax=axes[0].tolist(), label=r"$c = \eta\,\lambda^H_0$")
-    return fig
+    return detach(fig)
 
 
 # ----------------------------------------------------------------------------- Fig. 1
@@ -155,4 +155,4 @@ def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
     axl.set_yscale("log")
     axl.set_xlabel("step $t + 1$")
     axl.set_ylabel(r"loss $L_t$")
-    return fig
+    return detach(fig)

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 from matplotlib import cm, colors
 
-from .style import CONSTANT_COLORS, PHASE_COLORS
+from .style import CONSTANT_COLORS, PHASE_COLORS, detach
 
 CONSTANT_LABELS = {"c_loss": r"$c_{loss}$", "c_sharp": r"$c_{sharp}$",
                    "c_barrier": r"$c_{barrier}$", "c_max": r"$c_{max}$"}
@@ -38,7 +38,7 @@ def transient(panels: list[tuple[str, xr.Dataset]], seed=None) -> plt.Figure:
             ax.set_title(f"{label}", fontsize=10, loc="left")
         fig.colorbar(cm.ScalarMappable(norm, cm.viridis), ax=axes[row, :].tolist(),
                      label=r"$c = \eta\,\lambda^H_0$")
-    return fig
+    return detach(fig)
 
 
 def _y_values(ds: xr.Dataset, y: str) -> xr.DataArray:
@@ -116,7 +116,7 @@ def phase_diagram(ds: xr.Dataset, y: str = "inv_width", ax=None, fit_order: int 
     ax.set_ylabel(Y_LABELS[y])
     if legend:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def ordering(datasets) -> plt.Figure:
@@ -144,4 +144,4 @@ def ordering(datasets) -> plt.Figure:
         ax.set_xlabel(CONSTANT_LABELS[a])
         ax.set_ylabel(CONSTANT_LABELS[b])
     fig.colorbar(sc, ax=axes.tolist(), label="$d/w$")
-    return fig
+    return detach(fig)

@@ -20,3 +20,12 @@ def use_style() -> None:
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
         "grid.alpha": 0.3, "lines.linewidth": 1.6, "figure.constrained_layout.use": True,
     })
+
+
+def detach(fig):
+    """Remove ``fig`` from pyplot's registry and return it. The book shows a figure where it is
+    glued; a figure still open at the end of a cell would be shown a second time by the inline
+    backend. A closed figure still renders (glue, display, savefig)."""
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return fig

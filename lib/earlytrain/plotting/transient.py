@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from .style import CONSTANT_COLORS
+from .style import CONSTANT_COLORS, detach
 
 LABELS = {"c_loss": r"$c_{loss}$", "c_sharp": r"$c_{sharp}$", "c_barrier": r"$c_{barrier}$",
           "c_max": r"$c_{max}$"}
@@ -43,7 +43,7 @@ def interpolation(curves: xr.Dataset, seed=None):
     b.set_xlabel("c")
     b.set_ylabel(r"$U(c) = \max_\tau L_{int}(\tau)$")
     b.legend()
-    return fig
+    return detach(fig)
 
 
 def phase_diagram(ds: xr.Dataset, depth=None):
@@ -65,7 +65,7 @@ def phase_diagram(ds: xr.Dataset, depth=None):
     ax.set_xlabel("c")
     ax.set_ylabel("1 / w")
     ax.legend(loc="best")
-    return fig
+    return detach(fig)
 
 
 def saturation_curves(an: xr.Dataset, depth=None):
@@ -92,7 +92,7 @@ def saturation_curves(an: xr.Dataset, depth=None):
         ax.set_xlabel("c")
         ax.set_ylabel(lab)
     axes[0].legend()
-    return fig
+    return detach(fig)
 
 
 def saturation_trajectory(traj: xr.Dataset, windows: dict):
@@ -113,4 +113,4 @@ def saturation_trajectory(traj: xr.Dataset, windows: dict):
     ax.set_xlabel("step t")
     ax.set_ylabel(r"$\lambda_t / \lambda_0$")
     ax.legend()
-    return fig
+    return detach(fig)

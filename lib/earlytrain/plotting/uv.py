@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import CONSTANT_COLORS, PHASE_COLORS
+from .style import CONSTANT_COLORS, PHASE_COLORS, detach
 
 _WIDTH_CMAP = plt.get_cmap("viridis")
 
@@ -72,7 +72,7 @@ def phase_diagrams(ds, theory=None):
     axes[2].set_xlabel(r"$k = \eta\,\mathrm{tr}\,H_0$")
     for ax, tag in zip(axes, "abc"):
         ax.text(0.02, 0.97, f"({tag})", transform=ax.transAxes, va="top", fontweight="bold")
-    return fig
+    return detach(fig)
 
 
 def kloss_theory(ds, widths_fine, theory_fine, first_step=None):
@@ -96,7 +96,7 @@ def kloss_theory(ds, widths_fine, theory_fine, first_step=None):
     axes[1].plot(widths_fine, 1.0 / (widths_fine + 1), ":", color="grey", label=r"$4\langle r\rangle = 1/(w+1)$")
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def landscape(paths_list, levels=12):
@@ -129,7 +129,7 @@ def landscape(paths_list, levels=12):
         fig.colorbar(cs, ax=ax, label=r"$\log_{10} L$")
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
-    return fig
+    return detach(fig)
 
 
 def saturation(sat):
@@ -151,7 +151,7 @@ def saturation(sat):
         ax.set_ylabel(lab)
         ax.axvline(2, color="grey", ls="--", lw=1)
     axes[0].legend(fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def zero_init(ds_ntp, ds_zero_1, ds_zero_T, theory_fn=None):
@@ -185,7 +185,7 @@ def zero_init(ds_ntp, ds_zero_1, ds_zero_T, theory_fn=None):
     axes[1].legend(fontsize=7, title="dots: simulated, lines: theory", title_fontsize=7, loc="lower right", ncol=2)
     for ax, tag in zip(axes, "ab"):
         ax.text(0.02, 0.97, f"({tag})", transform=ax.transAxes, va="top", fontweight="bold")
-    return fig
+    return detach(fig)
 
 
 def regimes(traj, extra_lines=None):
@@ -206,7 +206,7 @@ def regimes(traj, extra_lines=None):
     for ax in axes:
         ax.set_xlabel("step $t$")
         ax.legend(fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def catapult_duration(ds, fits=None):
@@ -228,7 +228,7 @@ def catapult_duration(ds, fits=None):
     ax.set_xlabel(r"width $w$")
     ax.set_ylabel(r"steps to the loss peak $t_{peak}$")
     ax.legend(fontsize=8, title="solid: fit, dotted: slope $1/(2\\ln(k-1))$", title_fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def sharpening(traj_list):
@@ -244,7 +244,7 @@ def sharpening(traj_list):
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$\eta\,\lambda_t$")
     ax.legend(fontsize=8)
-    return fig
+    return detach(fig)
 
 
 def fixed_points(orbits, y, gamma):
@@ -270,7 +270,7 @@ def fixed_points(orbits, y, gamma):
         ax.text(0.98, 0.03, label, transform=ax.transAxes, ha="right", fontsize=10,
                 bbox=dict(fc="white", alpha=0.8, lw=0))
         ax.legend(fontsize=7, loc="upper left")
-    return fig
+    return detach(fig)
 
 
 def bifurcation(ds):
@@ -289,7 +289,7 @@ def bifurcation(ds):
     finite = ds.lr_lam.values[np.isfinite(ds.lr_lam.values)]
     ax.set_ylim(0, float(finite.max()) * 1.05 if finite.size else 4)
     ax.legend(fontsize=8, loc="upper left")
-    return fig
+    return detach(fig)
 
 
 def network_catapult(traj):
@@ -311,4 +311,4 @@ def network_catapult(traj):
     for ax in axes:
         ax.set_xlabel("step $t$")
         ax.legend(fontsize=8)
-    return fig
+    return detach(fig)
