@@ -20,7 +20,6 @@ Run:  .venv/bin/python bench/bench_sharpness.py [--width 24] [--pool 4] [--n 256
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
@@ -32,21 +31,16 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from earlytrain import data as et_data  # noqa: E402
+import timing  # noqa: E402
+from timing import block  # noqa: E402
 from earlytrain import hessian, losses, models  # noqa: E402
 from earlytrain.models import ModelConfig  # noqa: E402
 
 
-def block(tree):
-    return jax.tree.map(lambda a: a.block_until_ready(), tree)
-
-
 def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = block(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    """(median wall time, last result) of ``repeats`` calls of fn()."""
+    median, _, out = timing.timed(fn, repeats)
+    return median, out
 
 
 def cast(tree, dtype):

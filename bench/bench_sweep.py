@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -30,25 +29,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from earlytrain import data as et_data  # noqa: E402
+from timing import block, timed  # noqa: E402
 from earlytrain import models, sweep, train  # noqa: E402
 from earlytrain.models import ModelConfig  # noqa: E402
 from earlytrain.train import TrainConfig  # noqa: E402
 
 N_TRAIN = 4096
-
-
-def block(tree):
-    return jax.tree.map(lambda a: a.block_until_ready(), tree)
-
-
-def timed(fn, repeats):
-    """Median wall time of ``repeats`` calls of fn() (result blocked on) and the last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = block(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
 
 
 def _single_run(model, p, a, lam, c, data, batches, cfg):
