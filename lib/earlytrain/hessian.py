@@ -59,9 +59,13 @@ def start_vector(n: int, dtype=jnp.float32, key: int = POWER_KEY) -> jax.Array:
     return v / jnp.linalg.norm(v)
 
 
+def _residual(hv, value, vector):
+    """|Hv - value v| / |value| (guarded against value = 0)."""
+    return jnp.linalg.norm(hv - value * vector) / jnp.maximum(jnp.abs(value), jnp.finfo(vector.dtype).tiny)
+
+
 def _finish(matvec, value, vector, n, tol) -> Eig:
-    hv = matvec(vector)
-    residual = jnp.linalg.norm(hv - value * vector) / jnp.maximum(jnp.abs(value), jnp.finfo(vector.dtype).tiny)
+    residual = _residual(matvec(vector), value, vector)
     return Eig(value, vector, residual, jnp.asarray(n + 1), residual < tol)
 
 
@@ -79,7 +83,7 @@ def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: f
     v = _normalize(v, v0)
     hv = matvec(v)
     value = jnp.vdot(v, hv)
-    residual = jnp.linalg.norm(hv - value * v) / jnp.maximum(jnp.abs(value), jnp.finfo(v.dtype).tiny)
+    residual = _residual(hv, value, v)
     return Eig(value, v, residual, jnp.asarray(num_iters + 1), residual < tol)
 
 

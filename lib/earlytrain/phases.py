@@ -30,7 +30,7 @@ def loss_rises(loss: np.ndarray, diverged: np.ndarray, T1: int, decimals: int | 
     """loss, diverged: [..., T+1] (step 0 = init) -> bool [...]: max_{1<=t<=T1} rd(L_t/L_0) > 1."""
     loss = np.asarray(loss, float)[..., : T1 + 1]
     ratio = _rounded_ratio(loss, decimals)
-    return (np.nanmax(np.where(np.isnan(ratio), -np.inf, ratio), -1) > 1) | runs_diverge(diverged, T1)
+    return (np.max(np.where(np.isnan(ratio), -np.inf, ratio), -1) > 1) | runs_diverge(diverged, T1)
 
 
 def sharpness_rises(sharp: np.ndarray, diverged: np.ndarray, T1: int, decimals: int | None = 2,

@@ -128,15 +128,15 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         f = model.apply(params, aux, data.x_meas)
         return losses.get(cfg.loss)(f, data.y_meas), losses.accuracy(f, data.y_meas)
 
+    def sharpness(p, v):
+        eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v)
+        return eig.value, eig.residual, eig.vector
+
     def sharpness_or_skip(t, params, v):
         if cfg.sharpness_every == 1:
-            eig = measure_sharpness(model, params, aux, data.x_meas, data.y_meas, cfg, v)
-            return eig.value, eig.residual, eig.vector
-        def yes(p, v):
-            eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v)
-            return eig.value, eig.residual, eig.vector
+            return sharpness(params, v)
         # t is shared by all vmapped runs, so this cond stays a real branch under vmap
-        return jax.lax.cond((t + 1) % cfg.sharpness_every == 0, yes,
+        return jax.lax.cond((t + 1) % cfg.sharpness_every == 0, sharpness,
                             lambda p, v: (nan.astype(v.dtype), nan.astype(v.dtype), v), params, v)
 
     def step(carry, xs):

@@ -137,6 +137,17 @@ def refine_constants(mask: np.ndarray, grid: np.ndarray, df0, lam0, y, gamma, no
     return np.where(ok, hi, np.where(any_, grid[0], np.nan))
 
 
+def _check_common(cfg) -> None:
+    """Checks shared by the uv sweep configs (widths, initialisations, parameterisation, label);
+    normalises ``widths`` to a tuple."""
+    object.__setattr__(cfg, "widths", _tuple_of_widths(cfg.widths))
+    check_int(cfg.n_init, "n_init", minimum=1)
+    check_int(cfg.seed, "seed", minimum=0)
+    check_choice(cfg.parameterization, "parameterization", uv.PARAMETERIZATIONS)
+    check_positive(cfg.varw, "varw")
+    check(isinstance(cfg.y, (int, float)) and np.isfinite(cfg.y), "y", "a finite number", cfg.y)
+
+
 # --------------------------------------------------------------------------- early phase diagram
 @dataclass(frozen=True)
 class EarlyConfig:
@@ -157,12 +168,7 @@ class EarlyConfig:
     refine: int = 40                # bisection steps inside the bracketing grid cell (0: grid only)
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", _tuple_of_widths(self.widths))
-        check_int(self.n_init, "n_init", minimum=1)
-        check_int(self.seed, "seed", minimum=0)
-        check_choice(self.parameterization, "parameterization", uv.PARAMETERIZATIONS)
-        check_positive(self.varw, "varw")
-        check(isinstance(self.y, (int, float)) and np.isfinite(self.y), "y", "a finite number", self.y)
+        _check_common(self)
         check(not (self.parameterization == "zero" and self.y == 0), "y",
               "y != 0 with parameterization='zero' (f_0 = y = 0 starts at a minimum)", self.y)
         _check_grid(self.x_min, self.x_max, self.x_step)
@@ -254,12 +260,7 @@ class SaturationConfig:
     threshold: float = 1e5          # divergence threshold K
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", _tuple_of_widths(self.widths))
-        check_int(self.n_init, "n_init", minimum=1)
-        check_int(self.seed, "seed", minimum=0)
-        check_choice(self.parameterization, "parameterization", uv.PARAMETERIZATIONS)
-        check_positive(self.varw, "varw")
-        check(isinstance(self.y, (int, float)) and np.isfinite(self.y), "y", "a finite number", self.y)
+        _check_common(self)
         _check_grid(self.x_min, self.x_max, self.x_step)
         check_int(self.steps, "steps", minimum=1)
         check_int(self.window, "window", minimum=1, maximum=self.steps)
