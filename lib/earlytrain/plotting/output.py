@@ -1,19 +1,16 @@
 """Figures of the output-at-initialisation chapter (App. G, H) and of the four regimes of
-training (Fig. 1), plus the rule that places the regime boundaries on a sharpness trajectory."""
+training (Fig. 1); the rule that places the regime boundaries is ``earlytrain.regimes``."""
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib import cm, colors
 
+from ..regimes import REGIME_NAMES, Regimes
 from .phase import CONSTANT_LABELS, Y_LABELS, _y_values, phase_diagram
 from .style import CONSTANT_COLORS, detach
 
-REGIME_NAMES = ("early transient", "intermediate saturation", "progressive sharpening",
-                "edge of stability")
 REGIME_COLORS = ("#c6dbef", "#d9d9d9", "#fdd0a2", "#fcbba1")
 
 
@@ -91,46 +88,9 @@ def sharpness_by_variant(datasets: dict, seed=None) -> plt.Figure:
 
 
 # ----------------------------------------------------------------------------- Fig. 1
-class Regimes(NamedTuple):
-    """Boundaries (steps) of the four regimes of one sharpness trajectory; NaN = not reached."""
-    t_saturation: float   # end of the early transient = start of intermediate saturation
-    t_sharpening: float   # start of progressive sharpening
-    t_eos: float          # start of the edge of stability
-    lam_min: float        # the plateau value used by the rule
-    lam_eos: float        # 2 / eta
-
-
-def regime_boundaries(step, sharpness, lr: float, tol: float = 0.1, eos_tol: float = 0.05) -> Regimes:
-    """Place the four regimes of Fig. 1 on one sharpness trajectory by a simple rule.
-
-    step [T], sharpness [T] (NaN where not measured, dropped here); lr = eta.
-      * lam_min: the smallest sharpness of the run (first occurrence at step t_min).
-      * t_eos: the first step after t_min with lambda_t >= (1 - eos_tol) * 2 / eta (NaN if never).
-      * t_saturation: the first step with lambda_t <= (1 + tol) * lam_min: the early fall has
-        come within ``tol`` of the plateau.
-      * t_sharpening: the last step before t_eos (or the end of the run) with
-        lambda_t <= (1 + tol) * lam_min: after it the sharpness stays above the plateau by more
-        than ``tol``. If that is the last step of the run, sharpening is not reached (NaN).
-    """
-    step = np.asarray(step, float)
-    lam = np.asarray(sharpness, float)
-    ok = np.isfinite(lam)
-    step, lam = step[ok], lam[ok]
-    lam_eos = 2.0 / lr
-    i_min = int(np.argmin(lam))
-    lam_min = float(lam[i_min])
-    hit = i_min + np.nonzero(lam[i_min:] >= (1 - eos_tol) * lam_eos)[0]
-    i_eos = int(hit[0]) if hit.size else len(lam)
-    near = np.nonzero(lam[:i_eos] <= (1 + tol) * lam_min)[0]
-    t_sat = float(step[near[0]])
-    t_sharp = float(step[near[-1]]) if near[-1] < len(lam) - 1 else float("nan")
-    t_eos = float(step[i_eos]) if hit.size else float("nan")
-    return Regimes(t_sat, t_sharp, t_eos, lam_min, float(lam_eos))
-
-
 def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
     """Fig. 1: sharpness (top) and loss (bottom) against step t + 1 on a log axis, with the
-    edge-of-stability line 2 / eta and the regimes of ``regime_boundaries`` as shaded spans.
+    edge-of-stability line 2 / eta and the regimes of ``earlytrain.regimes.regime_boundaries`` as shaded spans.
 
     ds: one trajectory over (step,) with variables sharpness (NaN where not measured) and loss.
     """
