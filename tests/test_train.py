@@ -227,3 +227,38 @@ def test_sharpness_every_k():
     np.testing.assert_allclose(s3[..., measured], s1[..., measured], rtol=1e-4)
     # the loss does not depend on when the sharpness is measured: bit-identical
     np.testing.assert_array_equal(np.asarray(sparse.loss), np.asarray(every.loss))
+
+
+def test_sharpness_steps_schedule():
+    """The measurement mask: every k-th step, plus log-spaced steps round(10^(j/n))."""
+    every3 = train.sharpness_steps(TrainConfig(num_steps=10, sharpness_every=3))
+    np.testing.assert_array_equal(np.nonzero(every3)[0] + 1, [3, 6, 9])
+    log = train.sharpness_steps(TrainConfig(num_steps=1000, sharpness_every=1000, sharpness_per_decade=4))
+    # 10^(j/4): 1, 1.78, 3.16, 5.62, 10, 17.8, 31.6, 56.2, 100, ..., 1000
+    np.testing.assert_array_equal(np.nonzero(log)[0] + 1,
+                                  [1, 2, 3, 6, 10, 18, 32, 56, 100, 178, 316, 562, 1000])
+    both = train.sharpness_steps(TrainConfig(num_steps=20, sharpness_every=7, sharpness_per_decade=2))
+    np.testing.assert_array_equal(np.nonzero(both)[0] + 1, [1, 3, 7, 10, 14])
+    assert train.sharpness_steps(TrainConfig(num_steps=5)).all()
+
+
+def test_log_spaced_sharpness_in_a_run():
+    """A log-spaced schedule measures exactly at its steps, with the values of every-step
+    measurement there (full-order Lanczos is exact), and leaves the loss bit-identical."""
+    data = _data(n=128, side=4)
+    model = models.build(ModelConfig(depth=2, width=4))
+    params, aux = models.init_many(model, models.seed_keys([1]), data.x_meas)
+    n_par = models.num_params(_seed(params, 0))
+    cfg1 = TrainConfig(batch_size=32, num_steps=12, sharpness_iters=n_par)
+    cfgl = cfg1.replace(sharpness_every=12, sharpness_per_decade=3)
+    lam0 = train.initial_sharpness(model, params, aux, data, cfg1)
+    batches = jnp.asarray(train.batch_schedule(128, 32, 12, 1))
+    c = jnp.asarray([[1.0, 3.0]], jnp.float32)
+    every = train.run_grid(model, params, aux, lam0, c, data, batches, cfg1)
+    logs = train.run_grid(model, params, aux, lam0, c, data, batches, cfgl)
+    measured = np.concatenate([[True], train.sharpness_steps(cfgl)])  # record 0 is lambda_0
+    np.testing.assert_array_equal(np.nonzero(measured)[0], [0, 1, 2, 5, 10, 12])
+    s1, sl = np.asarray(every.sharpness), np.asarray(logs.sharpness)
+    assert np.all(np.isfinite(sl[..., measured])) and np.all(np.isnan(sl[..., ~measured]))
+    np.testing.assert_allclose(sl[..., measured], s1[..., measured], rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(logs.loss), np.asarray(every.loss))

@@ -49,6 +49,7 @@ BAD = [
     (dict(n_train=0), "n_train"),
     (dict(sharpness_iters=1), "sharpness_iters"),
     (dict(sharpness_every=0), "sharpness_every"),
+    (dict(sharpness_per_decade=-1), "sharpness_per_decade"),
     (dict(num_steps=0), "num_steps"),
     (dict(last_layer="ones"), "last_layer"),
     (dict(stride=1), "stride"),

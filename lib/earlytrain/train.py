@@ -42,6 +42,7 @@ class TrainConfig:
     div_threshold: float = 1e5        # K: a loss above it counts as diverged
     measure_sharpness: bool = True    # measure lambda_t (the costly part)
     sharpness_every: int = 1          # ... after every k-th step only (NaN in between)
+    sharpness_per_decade: int = 0     # > 0: also at this many log-spaced steps per decade
     sharpness_method: str = "lanczos"  # "lanczos" or "power" (the paper's)
     sharpness_iters: int = 20         # Lanczos order / power iterations per measurement
     sharpness_tol: float = 1e-2       # residual below which an estimate counts as converged
@@ -56,6 +57,7 @@ class TrainConfig:
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
         check_int(self.sharpness_iters, "sharpness_iters", minimum=2)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)
+        check_int(self.sharpness_per_decade, "sharpness_per_decade", minimum=0)
         check_positive(self.sharpness_tol, "sharpness_tol")
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
 
@@ -106,6 +108,22 @@ def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None
                                   cfg.sharpness_iters, cfg.sharpness_tol)
 
 
+def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
+    """Which steps measure the sharpness: bool [T], entry t-1 for the record after step t.
+
+    Every ``sharpness_every``-th step, and with ``sharpness_per_decade`` = n > 0 also the steps
+    round(10^(j/n)), j = 0, 1, ... (log-spaced: dense early, sparse late, even on a log time
+    axis). Set sharpness_every = num_steps for a purely log-spaced schedule."""
+    T = cfg.num_steps
+    r = np.arange(1, T + 1)
+    mask = r % cfg.sharpness_every == 0
+    if cfg.sharpness_per_decade:
+        n = cfg.sharpness_per_decade
+        logs = np.unique(np.round(10.0 ** (np.arange(int(np.ceil(n * np.log10(T))) + 1) / n)).astype(int))
+        mask[logs[logs <= T] - 1] = True
+    return mask
+
+
 def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
         lam0: hessian.Eig) -> Trajectory:
     """One run of T = cfg.num_steps steps of SGD / GD with learning rate ``lr`` (traced scalar).
@@ -132,15 +150,17 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v)
         return eig.value, eig.residual, eig.vector
 
-    def sharpness_or_skip(t, params, v):
-        if cfg.sharpness_every == 1:
+    when = sharpness_steps(cfg)
+
+    def sharpness_or_skip(now, params, v):
+        if when.all():
             return sharpness(params, v)
-        # t is shared by all vmapped runs, so this cond stays a real branch under vmap
-        return jax.lax.cond((t + 1) % cfg.sharpness_every == 0, sharpness,
+        # ``now`` is shared by all vmapped runs, so this cond stays a real branch under vmap
+        return jax.lax.cond(now, sharpness,
                             lambda p, v: (nan.astype(v.dtype), nan.astype(v.dtype), v), params, v)
 
     def step(carry, xs):
-        t, idx = xs
+        now, idx = xs
         params, opt_state, diverged, v = carry
         if cfg.optimizer == "sgd":
             xb, yb = data.x[idx], data.y[idx]
@@ -156,7 +176,7 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverged, b, a), new, old)
         params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         if cfg.measure_sharpness:
-            sharp, resid, vec = sharpness_or_skip(t, params, v)
+            sharp, resid, vec = sharpness_or_skip(now, params, v)
             v = jnp.where(diverged, v, vec)
         else:
             sharp = resid = nan
@@ -168,7 +188,7 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
     carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector)
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
     (params_T, *_), (loss, acc, sharp, resid, div) = jax.lax.scan(
-        step, carry0, (jnp.arange(cfg.num_steps), xs))
+        step, carry0, (jnp.asarray(when), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
         lam_value, lam_resid = nan, nan
