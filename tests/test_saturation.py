@@ -125,3 +125,18 @@ def test_chunked_runs_equal_one_uninterrupted_run(tmp_path, monkeypatch):
             # vector vs the previous step's), i.e. within the eigen-solver's accuracy
             np.testing.assert_allclose(out.chi.values[:, i], expected, rtol=2e-3)
             assert int(out.n_measured[0, i]) == len(steps) >= 2
+
+
+def test_trajectory_config_schedules():
+    cfg = saturation.from_params(widths=[8, 16], seeds=[1, 2], n_train=64, n_measure=32, batch_size=32,
+                                 x_min=-1.0, x_max=1.0, x_step=0.5, K_tau=10.0)
+    t = saturation.trajectory_config(cfg, 16, 2, 100, sharpness_per_decade=4)
+    assert t.widths == (16,) and t.seeds == (2,) and t.train.num_steps == 100
+    np.testing.assert_array_equal(np.nonzero(train.sharpness_steps(t.train))[0] + 1,
+                                  [1, 2, 3, 6, 10, 18, 32, 56, 100])
+    e = saturation.trajectory_config(cfg, 8, 1, 10, sharpness_every=5)
+    np.testing.assert_array_equal(np.nonzero(train.sharpness_steps(e.train))[0] + 1, [5, 10])
+    with pytest.raises(ConfigError, match="sharpness_every"):
+        saturation.trajectory_config(cfg, 8, 1, 10)
+    with pytest.raises(ConfigError, match="sharpness_per_decade"):
+        saturation.trajectory_config(cfg, 8, 1, 10, sharpness_per_decade=-2)

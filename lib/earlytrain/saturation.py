@@ -262,13 +262,20 @@ def analyse(ds: xr.Dataset, sg_window: int = 7, polyorder: int = 3) -> xr.Datase
 
 
 def trajectory_config(cfg: SaturationConfig, width: int, seed: int, num_steps: int,
-                      sharpness_every: int) -> SweepConfig:
-    """The SweepConfig of a single long run (one width, one seed) for ``sweep.trajectories``."""
+                      sharpness_every: int | None = None, sharpness_per_decade: int = 0) -> SweepConfig:
+    """The SweepConfig of a single long run (one width, one seed) for ``sweep.trajectories``,
+    with the sharpness every ``sharpness_every`` steps and/or at ``sharpness_per_decade``
+    log-spaced steps per decade (``train.sharpness_steps``; give at least one of them)."""
     check_int(num_steps, "num_steps", minimum=1)
-    check_int(sharpness_every, "sharpness_every", minimum=1)
+    check(sharpness_every is not None or sharpness_per_decade, "sharpness_every",
+          "an integer >= 1 (or sharpness_per_decade > 0)", sharpness_every)
+    every = num_steps if sharpness_every is None else sharpness_every
+    check_int(every, "sharpness_every", minimum=1)
+    check_int(sharpness_per_decade, "sharpness_per_decade", minimum=0)
     s = cfg.sweep
     return s.replace(widths=(width,), seeds=(seed,), depths=s.depths[:1], T1=1,
-                     train=s.train.replace(num_steps=num_steps, sharpness_every=sharpness_every))
+                     train=s.train.replace(num_steps=num_steps, sharpness_every=every,
+                                           sharpness_per_decade=sharpness_per_decade))
 
 
 def from_params(K_tau: float = 100.0, window: float = 0.2, n_window: int = 3, bin_ratio: float = 1.5,
