@@ -116,3 +116,31 @@ def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
     axl.set_xlabel("step $t + 1$")
     axl.set_ylabel(r"loss $L_t$")
     return detach(fig)
+
+
+def eos_zoom(ds: xr.Dataset, lr: float, t_eos: float, last: int = 60) -> plt.Figure:
+    """The edge of stability up close, on linear axes. Left: eta * lambda_t / 2 at every
+    measured step from t_eos on (1 = the stability threshold 2 / eta). Right: the loss over the
+    last ``last`` steps, with the steps at which it rose marked.
+
+    ds: one trajectory over (step,) with sharpness (NaN where not measured) and loss.
+    """
+    fig, (ax, axl) = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    s = ds.sharpness.dropna("step")
+    if np.isfinite(t_eos):
+        s = s.sel(step=slice(t_eos, None))
+    ax.plot(s.step + 1, lr * s / 2, ".-", color="k", ms=3, lw=0.8)
+    ax.axhline(1.0, color="#cb181d", ls="--", lw=1.2, label=r"$\lambda^H_t = 2/\eta$")
+    ax.set_xlabel("step $t + 1$")
+    ax.set_ylabel(r"$\eta\,\lambda^H_t / 2$")
+    ax.legend(fontsize=8, loc="lower right")
+    tail = ds.loss.isel(step=slice(-last, None))
+    up = np.concatenate([[False], np.diff(tail.values) > 0])
+    axl.plot(tail.step + 1, tail, "-", color="#2171b5", lw=1.0)
+    axl.plot((tail.step + 1)[up], tail[up], "^", color="#cb181d", ms=4, lw=0, label="loss rose")
+    axl.set_xlabel("step $t + 1$")
+    axl.set_ylabel(r"loss $L_t$")
+    axl.legend(fontsize=8)
+    axl.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    fig.tight_layout()
+    return detach(fig)
