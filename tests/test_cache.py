@@ -167,3 +167,45 @@ def test_failed_compute_writes_nothing(results):
     with pytest.raises(RuntimeError):
         fn({"a": 1})
     assert not (results / "test.boom").exists() or list((results / "test.boom").iterdir()) == []
+
+
+def test_module_deps_follow_imports():
+    """The code hash of a result covers its module and everything it imports, and nothing else."""
+    sat = cache.module_deps("earlytrain.saturation")
+    assert {"saturation", "sweep", "train", "models", "cnn", "hessian", "losses", "data", "cache"} <= set(sat)
+    assert "uv" not in sat and not any(m.startswith("plotting") for m in sat)
+    assert cache.module_deps("uv_phases") == ("errors", "uv", "uv_phases")
+    assert cache.module_deps("plotting.output") == ("errors", "plotting.output", "plotting.phase",
+                                                    "plotting.style", "regimes")
+
+
+def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
+    """Edit a copy of the package: train.py changes the sweep's code hash, not the uv model's;
+    plotting changes neither."""
+    import shutil
+    pkg = tmp_path / "earlytrain"
+    shutil.copytree(cache._PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def hashes():
+        cache._direct_deps.cache_clear()
+        cache.code_hash_of.cache_clear()
+        return {m: cache.code_hash_of(m) for m in ("sweep", "uv_phases", "saturation")}
+
+    monkeypatch.setattr(cache, "_PKG", pkg)
+    try:
+        h0 = hashes()
+        with open(pkg / "plotting" / "phase.py", "a") as f:
+            f.write("\n# a figure edit\n")
+        assert hashes() == h0
+        with open(pkg / "train.py", "a") as f:
+            f.write("\n# a physics edit\n")
+        h1 = hashes()
+        assert h1["uv_phases"] == h0["uv_phases"]
+        assert h1["sweep"] != h0["sweep"] and h1["saturation"] != h0["saturation"]
+        with open(pkg / "uv.py", "a") as f:
+            f.write("\n# a uv edit\n")
+        assert hashes()["uv_phases"] != h0["uv_phases"]
+    finally:
+        monkeypatch.undo()
+        cache._direct_deps.cache_clear()
+        cache.code_hash_of.cache_clear()

@@ -3,6 +3,7 @@ with a tiny network: labeled outputs, identical constants from the three search 
 the on-disk cache (sidecar, no recompute) and resuming an interrupted sweep."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -117,12 +118,14 @@ def test_cache_sidecar_and_no_recompute(results, monkeypatch):
     side = json.loads(files[0].with_suffix(".json").read_text())
     for k in ("config", "code_hash", "versions", "device", "wall_time_s"):
         assert k in side, k
-    assert side["code_hash"] == cache.CODE_HASH
+    assert side["code_hash"] == cache.code_hash_of("earlytrain.sweep")
+    assert "train" in side["code_modules"] and "uv" not in side["code_modules"]
     assert side["config"]["widths"] == [16] and side["config"]["model"]["width"] == 16
     # second call: loaded, nothing traced or computed
     calls = []
     real = sweep.critical_point
-    monkeypatch.setattr(sweep, "critical_point", lambda c: calls.append(c) or real(c))
+    # a spy with the real function's name and module, hence the same code hash and cache key
+    monkeypatch.setattr(sweep, "critical_point", functools.wraps(real)(lambda c: calls.append(c) or real(c)))
     n_trace = dict(train.TRACE_COUNT)
     second = sweep.phase_sweep(cfg, progress=False)
     assert calls == [] and train.TRACE_COUNT == n_trace

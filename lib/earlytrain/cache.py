@@ -1,9 +1,12 @@
 """Content-addressed, atomic on-disk cache for results (xarray Datasets).
 
-A result is keyed by ``sha256(function name + canonical JSON of its config + CODE_HASH)``.
-``CODE_HASH`` hashes the source of every computing module of this package (everything but
-``plotting/``), so an edit to the physics recomputes exactly the results it can change, while
-an edit to a figure does not. jupyter-cache only hashes notebook cells; this closes that gap.
+A result is keyed by ``sha256(function name + canonical JSON of its config + code hash)``.
+The code hash of a cached function is that of the source of its module and of every module of
+this package it imports, directly or not (read statically from the ``import`` statements:
+``module_deps``), so an edit to the physics recomputes exactly the results it can change:
+an edit to ``train.py`` recomputes the network sweeps but not the uv model's, and an edit to a
+figure (``plotting/``, never imported by a computing module) recomputes nothing. jupyter-cache
+only hashes notebook cells; this closes that gap. ``CODE_HASH`` hashes every computing module.
 
 Layout: ``<root>/<name>/<key16>.nc`` (netCDF via h5netcdf; the config is also stored as the
 JSON attribute ``config``) and ``<key16>.json`` (config, code hash, versions, device, wall
@@ -15,6 +18,7 @@ Environment: ``EARLYTRAIN_RESULTS`` moves the root (default ``<repo>/results``);
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -45,6 +49,67 @@ def _code_hash() -> str:
 
 
 CODE_HASH = _code_hash()
+
+
+def _module_path(mod: str) -> Path:
+    return _PKG / (mod.replace(".", "/") + ".py")
+
+
+@functools.lru_cache(maxsize=None)
+def _direct_deps(mod: str) -> frozenset:
+    """Modules of this package (dotted names below ``earlytrain``) that ``mod`` imports."""
+    tree = ast.parse(_module_path(mod).read_text())
+    parts = mod.split(".")[:-1]  # the package of mod, relative to earlytrain
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import a / from .a import b / from .. import c
+                if node.level - 1 > len(parts):
+                    continue
+                base = parts[: len(parts) - (node.level - 1)]
+                stem = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == "earlytrain":
+                stem = node.module.partition(".")[2]
+            else:
+                continue
+            for a in node.names:  # "from . import x": x may be a module
+                sub = f"{stem}.{a.name}" if stem else a.name
+                names.add(sub if _module_path(sub).exists() else stem)
+        elif isinstance(node, ast.Import):
+            names.update(a.name.partition(".")[2] for a in node.names
+                         if a.name.split(".")[0] == "earlytrain" and "." in a.name)
+    out = set()
+    for n in names:
+        if not n:
+            out.add("__init__")
+        elif _module_path(n).exists():
+            out.add(n)
+        elif (_PKG / n.replace(".", "/") / "__init__.py").exists():
+            out.add(n + ".__init__")
+    return frozenset(out)
+
+
+def module_deps(mod: str) -> tuple:
+    """``mod`` (e.g. "saturation" or "earlytrain.saturation") and every module of this package it
+    imports, directly or not: sorted dotted names relative to the package."""
+    mod = mod.partition(".")[2] if mod.split(".")[0] == "earlytrain" else mod
+    seen, todo = set(), [mod]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(_direct_deps(m) - seen)
+    return tuple(sorted(seen))
+
+
+@functools.lru_cache(maxsize=None)
+def code_hash_of(mod: str) -> str:
+    """sha256 of the source of ``module_deps(mod)`` (read once per process)."""
+    h = hashlib.sha256()
+    for m in module_deps(mod):
+        h.update(m.encode())
+        h.update(_module_path(m).read_bytes())
+    return h.hexdigest()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -128,10 +193,12 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
     whose ``attrs['cache_path']`` says where it lives.
     """
     name = name or f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}"
+    in_pkg = fn.__module__.split(".")[0] == "earlytrain"
 
     @functools.wraps(fn)
     def wrapper(cfg: Any) -> xr.Dataset:
-        key = cache_key(name, cfg)
+        code = code_hash_of(fn.__module__) if in_pkg else CODE_HASH
+        key = cache_key(name, cfg, code)
         path = results_root() / name / f"{key[:16]}.nc"
         if path.exists() and os.environ.get("EARLYTRAIN_REFRESH", "0") != "1":
             ds = load(path)
@@ -139,7 +206,8 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
             start = time.perf_counter()
             ds = fn(cfg)
             wall = time.perf_counter() - start
-            sidecar = {"function": name, "key": key, "config": _jsonable(cfg), "code_hash": CODE_HASH,
+            sidecar = {"function": name, "key": key, "config": _jsonable(cfg), "code_hash": code,
+                       "code_modules": list(module_deps(fn.__module__)) if in_pkg else ["*"],
                        "versions": _versions(), "device": _device(), "wall_time_s": round(wall, 3),
                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             save(ds, path, sidecar)
