@@ -35,6 +35,7 @@ rerun: venv data
 bench: venv data
 	$(PY) bench/bench_sweep.py
 	$(PY) bench/bench_sharpness.py
+	$(PY) bench/bench_cnn_sharpness.py
 
 clean:
 	rm -rf _build _runs

@@ -237,3 +237,141 @@ def test_myrtle_trains_at_small_c():
     tr = train.run_grid(m, params, aux, lam0, jnp.full((2, 1), 0.5), data, batches, cfg)
     loss = np.asarray(tr.loss)[:, 0]
     assert np.all(np.diff(loss, axis=-1) < 0)
+
+
+# ---- convolution implementations (cnn.conv_patches vs XLA's convolution) -------------------------
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.mark.parametrize("ksize,strides,padding,hw", [
+    ((3, 3), (1, 1), "SAME", (7, 7)),
+    ((3, 3), (2, 2), "SAME", (8, 8)),          # ResNet's strided 3x3: SAME pads (0, 1)
+    ((3, 3), (2, 2), "SAME", (7, 9)),          # odd sizes: SAME pads (1, 1)
+    ((1, 1), (2, 2), "SAME", (8, 8)),          # ResNet's projection
+    ((7, 7), (2, 2), ((3, 3), (3, 3)), (9, 8)),  # ResNet's stem
+    ((3, 3), (1, 1), "VALID", (6, 5)),
+])
+def test_conv_patches_matches_lax(x64, ksize, strides, padding, hw):
+    """The patch formulation is the same cross-correlation as lax.conv_general_dilated in nn.Conv's
+    layout, to float64 rounding, for every kernel, stride and padding the CNNs use."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, *hw, 2), jnp.float64)
+    k = jax.random.normal(jax.random.PRNGKey(1), (*ksize, 2, 3), jnp.float64)
+    dn = ("NHWC", "HWIO", "NHWC")
+    ref = jax.lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=dn)
+    got = cnn.conv_patches(x, k, strides, padding, dimension_numbers=dn)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def _nets(arch, width, **kw):
+    if arch == "myrtle":
+        return {impl: cnn.Myrtle(depth=5, width=width, conv_impl=impl, **kw) for impl in cnn.CONV_IMPLS}
+    return {impl: cnn.ResNet(stage_sizes=cnn.RESNET_STAGES[18], width=width, conv_impl=impl, **kw)
+            for impl in cnn.CONV_IMPLS}
+
+
+@pytest.mark.parametrize("arch,shape", [("myrtle", MNIST_X), ("resnet", CIFAR_X)])
+def test_conv_impls_give_the_same_network(arch, shape):
+    """Both implementations have nn.Conv's parameters (same tree, names and init values) and the
+    same outputs to float32 rounding."""
+    x = _x(shape)
+    nets = _nets(arch, W)
+    params = {i: n.init(jax.random.PRNGKey(5), x)["params"] for i, n in nets.items()}
+    a, b = params["xla"], params["patches"]
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), a, b)
+    fa, fb = (nets[i].apply({"params": a}, x) for i in ("xla", "patches"))
+    np.testing.assert_allclose(fb, fa, rtol=1e-5, atol=1e-6 * float(jnp.abs(fa).max()))
+
+
+def test_default_conv_impl_is_patches_on_cpu():
+    assert cnn.default_conv_impl() == ("patches" if jax.default_backend() == "cpu" else "xla")
+
+
+def test_tiny_cnn_hessian_dense_vs_estimator(x64):
+    """Myrtle-5, 2 channels (146 parameters), MSE on 6 images in float64: the dense Hessian is the
+    same with both convolutions, the HVP of the patch network is H v, and Lanczos (the estimator
+    of every sharpness measurement) finds the top eigenvalue of the dense Hessian."""
+    from earlytrain import hessian, losses
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 28, 28, 1), jnp.float64)
+    y = jax.nn.one_hot(jnp.arange(6) % 10, 10, dtype=jnp.float64)
+    nets = _nets("myrtle", 2)
+    params = nets["xla"].init(jax.random.PRNGKey(3), x[:1])["params"]
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    H, f = {}, {}
+    for impl, net in nets.items():
+        loss = lambda p, net=net: losses.mse(net.apply({"params": p}, x), y)  # noqa: E731
+        H[impl] = np.asarray(jax.jit(lambda p, loss=loss: hessian.dense_hessian(loss, p))(params))
+        f[impl] = hessian.flat_loss(loss, params)
+    n = H["xla"].shape[0]
+    assert n == 9 * 2 + 3 * 9 * 2 * 2 + 2 * 10
+    scale = np.abs(H["xla"]).max()
+    np.testing.assert_allclose(H["patches"], H["xla"], atol=1e-10 * scale)
+    flat, fp = f["patches"]
+    v = jax.random.normal(jax.random.PRNGKey(9), (n,), jnp.float64)
+    np.testing.assert_allclose(jax.jit(hessian.hvp(fp, flat))(v), H["xla"] @ np.asarray(v),
+                               atol=1e-10 * scale * n ** 0.5)
+    lam = np.linalg.eigvalsh(H["xla"])[-1]
+    eig = jax.jit(lambda p: hessian.lanczos(hessian.hvp(fp, p), hessian.start_vector(n, jnp.float64), 40))(flat)
+    assert float(eig.value) == pytest.approx(lam, rel=1e-8)
+    assert float(eig.residual) < 1e-6
+
+
+def test_run_with_sharpness_same_for_both_convs():
+    """A 3-step SGD run of a tiny Myrtle with the sharpness after every step (train.run_grid, what
+    the c_sharp search runs) gives the same losses and sharpness with either convolution."""
+    x = _x(MNIST_X, n=16)
+    y = jax.nn.one_hot(jnp.arange(16) % 10, 10)
+    data = train.TrainData(x, y, x[:8], y[:8])
+    cfg = train.TrainConfig(batch_size=8, num_steps=3, sharpness_iters=10)
+    batches = jnp.asarray(train.batch_schedule(16, 8, 3, 1))
+    out = {}
+    for impl in cnn.CONV_IMPLS:
+        m = models.build(models.ModelConfig(arch="myrtle", depth=5, width=2))
+        m = m._replace(apply=(lambda net: lambda p, a, xx: net.apply({"params": p}, xx))(
+            cnn.Myrtle(depth=5, width=2, conv_impl=impl)))
+        params, aux = models.init_many(m, models.seed_keys([1]), x)
+        lam0 = train.initial_sharpness(m, params, aux, data, cfg)
+        out[impl] = train.run_grid(m, params, aux, lam0, jnp.full((1, 1), 4.0), data, batches, cfg)
+    for name in ("loss", "sharpness"):
+        np.testing.assert_allclose(out["patches"]._asdict()[name], out["xla"]._asdict()[name], rtol=1e-4)
+
+
+@pytest.mark.parametrize("call,param", [
+    (lambda x, k: cnn.conv_module("fft"), "conv_impl"),
+    (lambda x, k: cnn.conv_patches(x, k, (1, 1), "SAME", rhs_dilation=(2, 2)), "dilation"),
+    (lambda x, k: cnn.conv_patches(x, k, (1, 1), "SAME", feature_group_count=2), "feature_group_count"),
+    (lambda x, k: cnn.conv_patches(x, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+     "dimension_numbers"),
+    (lambda x, k: cnn.conv_patches(x[..., :1], k, (1, 1), "SAME"), "conv"),
+    (lambda x, k: cnn.conv_patches(x[0], k, (1, 1), "SAME"), "conv"),
+])
+def test_conv_patches_bad_input(call, param):
+    x, k = jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 2, 2))
+    with pytest.raises(ConfigError, match=f"^{param}:"):
+        call(x, k)
+
+
+def test_unknown_conv_impl_raises_before_compute():
+    with pytest.raises(ConfigError, match="^conv_impl:"):
+        cnn.Myrtle(depth=5, width=2, conv_impl="fft").init(jax.random.PRNGKey(0), _x(MNIST_X))
+
+
+@pytest.mark.parametrize("hw", [(28, 28), (7, 7), (3, 4), (32, 32)])
+def test_avg_pool_2x2_matches_flax(hw):
+    """The reshape-mean pool of conv_impl="patches" is nn.avg_pool 2x2 / stride 2 (VALID: an odd
+    last row or column is dropped)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, *hw, 3))
+    ref = flax_avg_pool(x)
+    got = cnn.avg_pool_2x2(x)
+    assert got.shape == ref.shape == (2, hw[0] // 2, hw[1] // 2, 3)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+
+
+def flax_avg_pool(x):
+    import flax.linen as nn
+    return nn.avg_pool(x, (2, 2), strides=(2, 2))
