@@ -46,6 +46,19 @@ def test_analyse_on_synthetic_sweep():
     out = saturation.analyse(ds, 7, 3)
     assert abs(float(out.x_crit.squeeze()) - X_TRUE) <= 0.05
     assert float(out.c_crit.squeeze()) == pytest.approx(2 ** float(out.x_crit.squeeze()))
+    # the steepest fall of a sigmoid is its centre, x = 1; the onset is not at a grid end
+    assert abs(np.log2(float(out.c_steep.squeeze())) - 1.0) <= 0.05
+    assert not bool(out.crit_at_edge.squeeze())
+    # a grid that ends before the onset puts argmin chi'' on its last candidate point
+    cut = ds.isel(c=np.nonzero(x <= X_TRUE - 0.2)[0])
+    assert bool(saturation.analyse(cut, 7, 3).crit_at_edge.squeeze())
+    # other filter settings, one c_crit each, all near the true onset
+    by = saturation.c_crit_by_filter(ds)
+    assert list(by["filter"].values) == ["(5, 2)", "(7, 3)", "(9, 3)"]
+    np.testing.assert_allclose(np.log2(by.values.ravel()), X_TRUE, atol=0.1)
+    assert float(by.sel(filter="(7, 3)").squeeze()) == float(out.c_crit.squeeze())
+    with pytest.raises(ConfigError, match="settings"):
+        saturation.c_crit_by_filter(ds.isel(c=slice(0, 6)), ((7, 3),))
     # a diverged c cuts the curve there
     chi2 = chi.copy()
     chi2[..., -3:] = np.nan

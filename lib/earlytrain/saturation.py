@@ -230,7 +230,10 @@ def x_crit(x, chi, sg_window: int = 7, polyorder: int = 3, exclude_edges: bool =
 
 def analyse(ds: xr.Dataset, sg_window: int = 7, polyorder: int = 3) -> xr.Dataset:
     """From saturation_sweep output to the seed-mean chi, its quartiles, chi', chi'' over
-    (depth, width, c) and c_crit, x_crit over (depth, width).
+    (depth, width, c) and, over (depth, width): c_crit, x_crit (argmin chi''), c_steep (argmin
+    chi', the middle of the drop) and crit_at_edge (x_crit is the first or last candidate point,
+    a sign that the grid is too short). Both argmins exclude the sg_window // 2 points at each end
+    where the filter extrapolates.
 
     The curves of a (depth, width) are cut before the first c where any initialisation
     diverged (derivatives need a finite, uniform grid); c values past it are NaN.
@@ -244,6 +247,9 @@ def analyse(ds: xr.Dataset, sg_window: int = 7, polyorder: int = 3) -> xr.Datase
     d1 = xr.full_like(mean, np.nan)
     d2 = xr.full_like(mean, np.nan)
     xc = xr.full_like(mean.isel(c=0, drop=True), np.nan)
+    xs = xc.copy()
+    edge = xr.zeros_like(xc, dtype=bool)
+    h = sg_window // 2
     for d in ds.depth.values:
         for w in ds.width.values:
             m = mean.sel(depth=d, width=w).values
@@ -253,12 +259,29 @@ def analyse(ds: xr.Dataset, sg_window: int = 7, polyorder: int = 3) -> xr.Datase
             _, a, b = sg_derivatives(m[:n], dx, sg_window, polyorder)
             d1.loc[dict(depth=d, width=w)] = np.concatenate([a, np.full(len(m) - n, np.nan)])
             d2.loc[dict(depth=d, width=w)] = np.concatenate([b, np.full(len(m) - n, np.nan)])
-            xc.loc[dict(depth=d, width=w)] = x_crit(x[:n], m[:n], sg_window, polyorder)
+            at = dict(depth=d, width=w)
+            xc.loc[at] = x_crit(x[:n], m[:n], sg_window, polyorder)
+            xs.loc[at] = x[h + int(np.argmin(a[h: n - h]))]
+            edge.loc[at] = bool(np.isclose(float(xc.loc[at]), x[[h, n - h - 1]]).any())
     out["d1"], out["d2"] = d1, d2
     out["x_crit"] = xc
     out["c_crit"] = 2.0 ** xc
+    out["c_steep"] = 2.0 ** xs
+    out["crit_at_edge"] = edge
     out = out.assign_coords(x=("c", x))
     return out
+
+
+def c_crit_by_filter(ds: xr.Dataset, settings=((5, 2), (7, 3), (9, 3))) -> xr.DataArray:
+    """c_crit of ``analyse`` for several Savitzky-Golay (window, order) settings [I], to show how
+    much the estimate depends on them (analysis only, no runs) -> DataArray (filter, depth,
+    width), filter labelled "(window, order)". Settings whose window exceeds the grid's length
+    minus 2 are skipped."""
+    keep = [(sw, po) for sw, po in settings if sw <= ds.sizes["c"] - 2]
+    check(len(keep) > 0, "settings", f"at least one (window, order) with window <= {ds.sizes['c'] - 2}",
+          settings)
+    parts = [analyse(ds, sw, po).c_crit for sw, po in keep]
+    return xr.concat(parts, dim="filter").assign_coords(filter=[f"({sw}, {po})" for sw, po in keep])
 
 
 def trajectory_config(cfg: SaturationConfig, width: int, seed: int, num_steps: int,
