@@ -1,10 +1,22 @@
-"""Timing helpers shared by the benchmarks (run as scripts, so this directory is on sys.path)."""
+"""Timing helpers shared by the benchmarks (run as scripts, so this directory is on sys.path).
+
+Importing it turns on JAX's persistent compilation cache (<repo>/.cache/jax, scripts/jaxcache.py):
+with a warm cache, the compile times the benches print are cache reads. Run a bench with
+JAX_COMPILATION_CACHE_DIR= (empty) to measure real compiles.
+"""
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import jax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import jaxcache  # noqa: E402
+
+jaxcache.enable()
 
 
 def block(tree):
