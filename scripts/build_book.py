@@ -2,7 +2,18 @@
 which parameters, and print the traceback.
 
 Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
-Any execution error or Sphinx warning fails the build (-n -W --keep-going).
+
+1. The stale chapters are executed first, in parallel, into the book's jupyter cache
+   (``scripts/bookexec.py``): a chapter is stale when its code cells changed, or any library
+   module it imports (its import closure, plus ``earlytrain/plotting/``) changed since it was last
+   executed. Progress (running / done / cached, with elapsed times) is printed as it goes.
+   ``BOOK_JOBS=n`` sets the number of chapters executed at once (default: the CPU count, at most 2).
+2. ``jupyter-book build`` then finds every chapter cached and executes nothing. Any execution
+   error or Sphinx warning fails the build (-n -W --keep-going); a chapter that failed in step 1
+   is not executed again (its page is built without outputs) and the build exits non-zero.
+
+JAX's persistent compilation cache (``<repo>/.cache/jax``, ``scripts/jaxcache.py``) is passed
+to the kernels.
 """
 from __future__ import annotations
 
@@ -10,7 +21,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import yaml
+
+import bookexec
+import jaxcache
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent).resolve()
 
@@ -37,13 +54,36 @@ def report_failures() -> None:
         print("\nFailing cell and traceback:\n" + log.read_text())
 
 
+def config_excluding(failed: list[str]) -> Path:
+    """A copy of _config.yml that does not execute the chapters that failed in the pre-execution
+    (Jupyter Book would run them again, for up to the timeout each, to fail the same way)."""
+    config = bookexec.book_config(ROOT)
+    ex = config.setdefault("execute", {})
+    ex["exclude_patterns"] = list(ex.get("exclude_patterns") or []) + [f"{d}.ipynb" for d in failed]
+    path = ROOT / "_build" / "config_without_failed.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def main() -> int:
-    env = dict(os.environ)
-    # the kernel must be this interpreter's (the project venv), whatever PATH says
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the kernels must be this interpreter's (the project venv), whatever PATH says
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    print(f"JAX compilation cache: {jaxcache.enable() or '(off)'}", flush=True)
+    jobs = int(os.environ.get("BOOK_JOBS") or min(2, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    plan = bookexec.execute_stale(ROOT, jobs=jobs)
+    failed = [c.name for c in plan.execute if c.error]
+    if plan.execute:
+        print(f"Executed {len(plan.execute) - len(failed)} chapter(s) in {time.perf_counter() - t0:.0f} s"
+              f" ({jobs} at a time), {len(failed)} failed, {len(plan.cached)} cached", flush=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-n", "-W", "--keep-going"]
+    if failed:
+        cmd += ["--config", str(config_excluding(failed))]
     print("+", " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, env=env)
+    rc = subprocess.call(cmd, env=dict(os.environ))
+    if failed and rc == 0:
+        rc = 1
     if rc != 0:
         report_failures()
         print(f"\nBook build FAILED (exit {rc}). Logs: {ROOT / '_build' / 'html' / 'reports'}")

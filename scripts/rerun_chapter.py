@@ -8,7 +8,9 @@ Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
 2. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
    notebook, marked not to be re-executed; the other chapters are re-used from the library
    cache (results/), so only what changed is computed.
-3. The book is built there: open _runs/book/_build/html/index.html.
+3. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
+   a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
+   only if they are stale (scripts/bookexec.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import bookexec
+import jaxcache
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +43,7 @@ def main(chapter: str, params: str) -> int:
     runs.mkdir(exist_ok=True)
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    jaxcache.enable(env)
     rc = subprocess.call([str(bindir / "papermill"), str(src), str(out), "-f", str(params_path),
                           "--cwd", str(ROOT / "book"), "-k", "python3"], env=env)
     if rc != 0:
@@ -55,6 +61,9 @@ def main(chapter: str, params: str) -> int:
     nb = json.loads(out.read_text())
     nb["metadata"]["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
     (book / "book" / f"{chapter}.ipynb").write_text(json.dumps(nb, indent=1))
+    main_cache, runs_cache = bookexec.cache_path(ROOT), bookexec.cache_path(book)
+    if main_cache.is_dir() and not runs_cache.exists():  # records match by code cells, not path
+        shutil.copytree(main_cache, runs_cache)
     return subprocess.call([sys.executable, str(ROOT / "scripts" / "build_book.py"), str(book)], env=env)
 
 

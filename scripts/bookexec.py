@@ -1,0 +1,386 @@
+"""Execute the book's stale chapters into jupyter-cache, in parallel, before Jupyter Book runs.
+
+jupyter-cache (myst-nb's ``execute_notebooks: cache``) keys a chapter on its notebook's code
+cells only, so an edit to the library (a colour in ``plotting/style.py``, a line that
+``sweep.summary`` prints) left every page stale. Here a chapter's *library* is the import closure
+of the ``earlytrain`` modules its code cells import (``earlytrain.cache.module_deps``, the same
+closure the results cache hashes) plus every module of ``earlytrain/plotting/``; the sha256 of each
+of those sources is stored in the chapter's jupyter-cache record (its ``data`` field).
+
+Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`:
+
+* finds every notebook of ``_toc.yml`` that myst-nb would execute in ``cache`` mode (not those
+  with ``mystnb: execution_mode`` other than ``cache`` in their metadata, e.g. ``make rerun``'s
+  chapter, nor those matched by ``execute.exclude_patterns``);
+* leaves cached a chapter whose record exists and whose library hashes are the current ones;
+* executes the others (no record, or a library module changed, or the record predates this
+  scheme), longest first (the last recorded execution time), ``jobs`` at a time, each in its own
+  process and kernel, with the book's timeout and ``allow_errors``; caches each executed notebook
+  with its library hashes and removes the chapter's older records; touches the notebook file
+  (its mtime), or Sphinx, which sees an unchanged source, would keep the old page;
+* prints progress (running / done / cached, elapsed times) at every start and finish and every
+  ``every`` seconds; writes a failing chapter's traceback where myst-nb writes it
+  (``_build/html/reports/<docname>.err.log``) and goes on with the others.
+
+Jupyter Book then finds every notebook cached and executes nothing. The library is located by
+importing ``earlytrain`` (so ``PYTHONPATH`` decides, as it does for the kernels).
+"""
+from __future__ import annotations
+
+import ast
+import concurrent.futures as cf
+import hashlib
+import multiprocessing
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import nbformat
+import yaml
+
+BUDGET_S = 8 * 60  # a chapter should execute within 8 minutes on the reference 2-core CPU
+LIB_KEY = "earlytrain_library"  # key of the {module: sha256} dict in a cache record's data
+
+
+# ----------------------------------------------------------------------------- the book
+def book_config(root: Path) -> dict:
+    path = root / "_config.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def cache_path(root: Path, config: dict | None = None) -> Path:
+    """Where myst-nb keeps the jupyter cache: ``execute.cache`` or ``<root>/_build/.jupyter_cache``."""
+    config = book_config(root) if config is None else config
+    custom = (config.get("execute") or {}).get("cache")
+    return (root / custom).resolve() if custom else root / "_build" / ".jupyter_cache"
+
+
+def toc_notebooks(root: Path) -> list[Path]:
+    """The ``.ipynb`` files that ``_toc.yml`` lists (``root``, ``file`` entries), in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text()) or {}
+    found: list[Path] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    p = root / node[key]
+                    p = p if p.suffix == ".ipynb" else p.with_name(p.name + ".ipynb")
+                    if p.is_file() and p not in found:
+                        found.append(p)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return found
+
+
+def docname(root: Path, nb_path: Path) -> str:
+    return nb_path.relative_to(root).with_suffix("").as_posix()
+
+
+# ----------------------------------------------------------------------------- the library
+def _package_dir() -> Path:
+    import earlytrain
+    return Path(earlytrain.__file__).resolve().parent
+
+
+def _code_source(cell_source: str) -> str:
+    """A code cell without IPython magics / shell escapes, which ast cannot parse."""
+    return "\n".join("" if re.match(r"\s*[%!]", line) else line for line in cell_source.splitlines())
+
+
+def notebook_imports(nb: nbformat.NotebookNode) -> set[str]:
+    """The ``earlytrain`` modules a notebook's code cells import, as names relative to the
+    package (``"uv"``, ``"plotting.__init__"``, ``"__init__"``), in the form ``module_deps`` takes."""
+    pkg = _package_dir()
+
+    def module(name: str) -> str | None:
+        if not name:
+            return "__init__"
+        rel = name.replace(".", "/")
+        if (pkg / f"{rel}.py").is_file():
+            return name
+        if (pkg / rel / "__init__.py").is_file():
+            return f"{name}.__init__"
+        return None
+
+    out: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(_code_source(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    head, _, rest = a.name.partition(".")
+                    if head == "earlytrain":
+                        out.add("__init__")
+                        out.add(module(rest) or "__init__")
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                head, _, rest = node.module.partition(".")
+                if head != "earlytrain":
+                    continue
+                base = module(rest) or "__init__"
+                out.add(base)
+                for a in node.names:  # "from earlytrain import uv": uv may be a module
+                    sub = module(f"{rest}.{a.name}" if rest else a.name)
+                    if sub:
+                        out.add(sub)
+    return out
+
+
+def library_of(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """``{module: sha256 of its source}`` over the notebook's library: the import closure of the
+    ``earlytrain`` modules it imports plus every module of ``earlytrain/plotting/``."""
+    from earlytrain.cache import module_deps
+    pkg = _package_dir()
+    mods: set[str] = set()
+    for m in notebook_imports(nb):
+        mods.update(module_deps(m))
+    for p in (pkg / "plotting").rglob("*.py"):
+        mods.add(p.relative_to(pkg).with_suffix("").as_posix().replace("/", "."))
+    return {m: hashlib.sha256((pkg / (m.replace(".", "/") + ".py")).read_bytes()).hexdigest()
+            for m in sorted(mods)}
+
+
+def changed_modules(old: dict | None, new: dict[str, str]) -> list[str]:
+    if not isinstance(old, dict):
+        return []
+    return sorted(m for m in set(old) | set(new) if old.get(m) != new.get(m))
+
+
+# ----------------------------------------------------------------------------- planning
+@dataclass
+class Chapter:
+    path: Path
+    name: str                       # docname, e.g. "book/01_phase_diagram"
+    library: dict[str, str]
+    reason: str = ""                # why it executes ("" if cached)
+    last_seconds: float | None = None
+    seconds: float | None = None    # this build's execution time
+    error: str | None = None        # exc_string of a failed execution
+
+    @property
+    def short(self) -> str:
+        return Path(self.name).name
+
+
+@dataclass
+class Plan:
+    cache_dir: Path
+    execute: list[Chapter] = field(default_factory=list)
+    cached: list[Chapter] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)   # not executed by the cache (mode, pattern)
+
+
+def _mode_of(nb: nbformat.NotebookNode, default: str) -> str:
+    md = nb.metadata.get("mystnb") or {}
+    mode = md.get("execution_mode", md.get("nb_execution_mode", default))
+    return "off" if mode is False else str(mode)
+
+
+def plan(root: Path) -> Plan:
+    """Which chapters are stale (and why) and which are cached. Touches nothing."""
+    from jupyter_cache import get_cache
+
+    config = book_config(root)
+    ex = config.get("execute") or {}
+    default_mode = ex.get("execute_notebooks", "auto")
+    default_mode = "off" if default_mode is False else str(default_mode)
+    out = Plan(cache_path(root, config))
+    cache = get_cache(str(out.cache_dir))
+    records = sorted(cache.list_cache_records(), key=lambda r: r.created)
+    last_by_uri = {r.uri: (r.data or {}).get("execution_seconds") for r in records}
+    for path in toc_notebooks(root):
+        name = docname(root, path)
+        nb = nbformat.read(str(path), as_version=4)
+        excluded = any(PurePosixPath(path.as_posix()).match(p) for p in ex.get("exclude_patterns") or [])
+        if _mode_of(nb, default_mode) != "cache" or excluded:
+            out.skipped.append(name)
+            continue
+        ch = Chapter(path, name, library_of(nb), last_seconds=last_by_uri.get(str(path)))
+        try:
+            record = cache.match_cache_notebook(nb)
+        except KeyError:
+            record = None
+        if record is None:
+            ch.reason = "not executed yet" if ch.last_seconds is None else "notebook changed"
+        else:
+            ch.last_seconds = (record.data or {}).get("execution_seconds", ch.last_seconds)
+            stored = (record.data or {}).get(LIB_KEY)
+            if stored is None:
+                ch.reason = "no library hash recorded"
+            elif stored != ch.library:
+                ch.reason = "library changed: " + ", ".join(changed_modules(stored, ch.library))
+        (out.execute if ch.reason else out.cached).append(ch)
+    # longest first (unknown times first of all: they may be long), so two workers finish together
+    out.execute.sort(key=lambda c: -(c.last_seconds if c.last_seconds is not None else float("inf")))
+    return out
+
+
+# ----------------------------------------------------------------------------- execution
+def _execute_one(path: str, timeout: int | None, allow_errors: bool) -> dict:
+    """Worker (own process): execute one notebook in its directory, return it and its outcome."""
+    from jupyter_cache.executors.utils import single_nb_execution
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    try:
+        res = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                  allow_errors=allow_errors, meta_override=True)
+        # the cell and its traceback (str of nbclient's error), not nbclient's own frames
+        err, exc, secs = res.err, res.err and f"{type(res.err).__name__}: {res.err}", res.time
+    except Exception as e:  # dead kernel, unreadable notebook, ...: still reported per chapter
+        import traceback
+        err, exc, secs = e, traceback.format_exc(), time.perf_counter() - start
+    if err is not None:
+        exc = f"{_failing_cell(nb)}\n{exc}"
+    return {"nb": nbformat.writes(nb), "seconds": secs,
+            "error": None if err is None else f"{type(err).__name__}", "exc_string": exc}
+
+
+def _failing_cell(nb: nbformat.NotebookNode) -> str:
+    """Which code cell failed: the first with an error output, else the first not executed."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, c in enumerate(code, 1):
+        if any(o.get("output_type") == "error" for o in c.get("outputs", [])):
+            return f"Failing cell: code cell {i} of {len(code)} (In [{c.get('execution_count')}])"
+    for i, c in enumerate(code, 1):
+        if c.get("execution_count") is None and c.source.strip():
+            return f"Failing cell: code cell {i} of {len(code)} (did not finish)"
+    return "Failing cell: unknown"
+
+
+def _fmt(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _status(t0: float, running: dict, done: list, failed: list, cached: list) -> str:
+    now = time.perf_counter()
+    parts = [f"[{_fmt(now - t0):>5}] running " + (", ".join(
+        f"{c.short} ({_fmt(now - s)})" for c, s in running.values()) or "-")]
+    if done:
+        parts.append("done " + ", ".join(f"{c.short} ({c.seconds:.0f} s)" for c in done))
+    if failed:
+        parts.append("FAILED " + ", ".join(f"{c.short} ({c.seconds:.0f} s)" for c in failed))
+    if cached:
+        parts.append("cached " + ", ".join(c.short for c in cached))
+    return " | ".join(parts)
+
+
+def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
+                  log: Callable[[str], None] = lambda s: print(s, flush=True)) -> Plan:
+    """Execute the stale chapters of the book at ``root`` into its jupyter cache (see module doc).
+    Returns the plan, with ``seconds`` and ``error`` filled in for the executed chapters."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    root = Path(root)
+    pl = plan(root)
+    if not pl.execute and not pl.cached:
+        return pl
+    ex = book_config(root).get("execute") or {}
+    timeout, allow_errors = ex.get("timeout", 30), bool(ex.get("allow_errors", False))
+    cache = get_cache(str(pl.cache_dir))
+    reports = root / "_build" / "html" / "reports"
+    for ch in pl.execute:
+        log(f"stale: {ch.name} ({ch.reason})")
+    if pl.cached:
+        log("cached: " + ", ".join(c.name for c in pl.cached))
+    todo, running, done, failed = list(pl.execute), {}, [], []
+    t0 = time.perf_counter()
+    jobs = max(1, min(jobs, len(todo))) if todo else 1
+    with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            while todo or running:
+                started = False
+                while todo and len(running) < jobs:  # submit only to a free worker: exact "running"
+                    ch = todo.pop(0)
+                    log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
+                    log_file.unlink(missing_ok=True)
+                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors)
+                    running[fut] = (ch, time.perf_counter())
+                    started = True
+                if started:
+                    log(_status(t0, running, done, failed, pl.cached))
+                finished, _ = cf.wait(list(running), timeout=every, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    ch, start = running.pop(fut)
+                    try:
+                        out = fut.result()
+                    except Exception as e:  # the worker process died
+                        out = {"seconds": time.perf_counter() - start, "error": type(e).__name__,
+                               "exc_string": f"worker process failed: {e!r}"}
+                    ch.seconds = out["seconds"]
+                    os.utime(ch.path)  # newer than Sphinx's last read: the page is read again
+                    if out["error"]:
+                        ch.error = out["exc_string"] or out["error"]
+                        log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
+                        log_file.parent.mkdir(parents=True, exist_ok=True)
+                        log_file.write_text(ch.error)
+                        failed.append(ch)
+                    else:
+                        _store(cache, CacheBundleIn, ch, nbformat.reads(out["nb"], as_version=4))
+                        done.append(ch)
+                log(_status(t0, running, done, failed, pl.cached))  # a finish, or `every` s passed
+        except BaseException:  # Ctrl-C: do not wait for the chapters still running
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    over = [c for c in done + failed if c.seconds and c.seconds > BUDGET_S]
+    if over:
+        log("over the 8-minute chapter budget: " + ", ".join(f"{c.short} ({_fmt(c.seconds)})" for c in over))
+    return pl
+
+
+def _store(cache, bundle_cls, ch: Chapter, nb: nbformat.NotebookNode) -> None:
+    """Cache an executed chapter with its library hashes; drop its older records."""
+    old = [r.pk for r in cache.list_cache_records() if r.uri == str(ch.path)]
+    try:  # a record of the same code cells with another uri (a copy of the book) is replaced too
+        old.append(cache.match_cache_notebook(nb).pk)
+    except KeyError:
+        pass
+    for pk in set(old):
+        try:
+            cache.remove_cache(pk)
+        except KeyError:
+            pass
+    cache.cache_notebook_bundle(
+        bundle_cls(nb, str(ch.path), data={"execution_seconds": ch.seconds, LIB_KEY: ch.library}),
+        check_validity=False, overwrite=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description="Execute the book's stale chapters into its jupyter cache.")
+    ap.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parent.parent))
+    ap.add_argument("--jobs", type=int, default=2, help="chapters executed at once (default 2)")
+    ap.add_argument("--dry-run", action="store_true", help="only say which chapters are stale and why")
+    args = ap.parse_args(argv)
+    root = Path(args.root).resolve()
+    if args.dry_run:
+        pl = plan(root)
+        for ch in pl.execute:
+            print(f"stale: {ch.name} ({ch.reason})")
+        for ch in pl.cached:
+            print(f"cached: {ch.name}")
+        for name in pl.skipped:
+            print(f"not executed by the cache: {name}")
+        return 0
+    import jaxcache
+    jaxcache.enable()
+    pl = execute_stale(root, jobs=args.jobs)
+    return 1 if any(c.error for c in pl.execute) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
