@@ -302,17 +302,14 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     jobs = max(1, min(jobs, len(todo))) if todo else 1
     with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            while todo or running:
-                started = False
+            while todo or running:  # each turn: a start, a finish or `every` seconds
                 while todo and len(running) < jobs:  # submit only to a free worker: exact "running"
                     ch = todo.pop(0)
                     log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
                     log_file.unlink(missing_ok=True)
                     fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors)
                     running[fut] = (ch, time.perf_counter())
-                    started = True
-                if started:
-                    log(_status(t0, running, done, failed, pl.cached))
+                log(_status(t0, running, done, failed, pl.cached))
                 finished, _ = cf.wait(list(running), timeout=every, return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
                     ch, start = running.pop(fut)
@@ -332,7 +329,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                     else:
                         _store(cache, CacheBundleIn, ch, nbformat.reads(out["nb"], as_version=4))
                         done.append(ch)
-                log(_status(t0, running, done, failed, pl.cached))  # a finish, or `every` s passed
+            log(_status(t0, running, done, failed, pl.cached))
         except BaseException:  # Ctrl-C: do not wait for the chapters still running
             pool.shutdown(wait=False, cancel_futures=True)
             raise
