@@ -329,7 +329,8 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                     else:
                         _store(cache, CacheBundleIn, ch, nbformat.reads(out["nb"], as_version=4))
                         done.append(ch)
-            log(_status(t0, running, done, failed, pl.cached))
+            if pl.execute:
+                log(_status(t0, running, done, failed, pl.cached))
         except BaseException:  # Ctrl-C: do not wait for the chapters still running
             pool.shutdown(wait=False, cancel_futures=True)
             raise

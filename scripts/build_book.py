@@ -76,7 +76,8 @@ def main() -> int:
     failed = [c.name for c in plan.execute if c.error]
     if plan.execute:
         print(f"Executed {len(plan.execute) - len(failed)} chapter(s) in {time.perf_counter() - t0:.0f} s"
-              f" ({jobs} at a time), {len(failed)} failed, {len(plan.cached)} cached", flush=True)
+              f" ({min(jobs, len(plan.execute))} at a time), {len(failed)} failed, {len(plan.cached)} cached",
+              flush=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-n", "-W", "--keep-going"]
     if failed:
         cmd += ["--config", str(config_excluding(failed))]

@@ -32,7 +32,7 @@ execute:
 """
 
 
-def notebook(*cells: str, params: str | None = None) -> str:
+def notebook(*cells: str, params: str | None = None, mode: str | None = None) -> str:
     def code(src, tags=()):
         return {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)},
                 "outputs": [], "source": src}
@@ -42,8 +42,10 @@ def notebook(*cells: str, params: str | None = None) -> str:
     cs += [code(c) for c in cells]
     for i, c in enumerate(cs):
         c["id"] = f"cell{i}"
-    return json.dumps({"cells": cs, "nbformat": 4, "nbformat_minor": 5, "metadata": {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}})
+    meta = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
+    if mode:
+        meta["mystnb"] = {"execution_mode": mode}  # as make rerun marks its chapter
+    return json.dumps({"cells": cs, "nbformat": 4, "nbformat_minor": 5, "metadata": meta})
 
 
 def make_book(tmp: Path, chapters: dict[str, str]) -> tuple[Path, dict]:
@@ -107,6 +109,7 @@ def test_rebuild_is_cached_and_never_stale(tmp_path):
         "a": notebook("from earlytrain import uv\nfrom earlytrain.plotting.style import PHASE_COLORS\n"
                       "print('divergent colour', PHASE_COLORS['divergent'])"),
         "b": notebook("from earlytrain import plotting\nprint('phase colours', len(plotting.PHASE_COLORS))"),
+        "manual": notebook("from earlytrain import uv\nraise SystemExit('must not run')", mode="off"),
     })
     lib = tmp_path / "lib" / "earlytrain"
 
@@ -115,14 +118,16 @@ def test_rebuild_is_cached_and_never_stale(tmp_path):
     assert "stale: a (not executed yet)" in r.stdout and "done " in r.stdout
     assert "Executing notebook" not in r.stdout + r.stderr, "jupyter-book executed nothing itself"
     assert "divergent colour #d9d9d9" in page(root, "a")
+    assert "SystemExit: must not run" not in page(root, "manual"), "execution_mode off is respected"
 
     r = build(root, env)  # nothing changed: nothing executed, pages from the cache
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "stale:" not in r.stdout and "cached: a, b" in r.stdout
+    assert "stale:" not in r.stdout and "cached: a, b" in r.stdout and "running" not in r.stdout
     assert "Executing notebook" not in r.stdout + r.stderr
 
-    edit(lib / "connectivity.py", '"""', '"""An edit outside both chapters\' import closures.\n', )
-    assert {k: v[0] for k, v in dry_run(root, env).items()} == {"a": "cached", "b": "cached"}
+    edit(lib / "connectivity.py", '"""', '"""An edit outside both chapters\' import closures.\n')
+    unchanged = {"a": "cached", "b": "cached", "manual": "not executed by the cache"}
+    assert {k: v[0] for k, v in dry_run(root, env).items()} == unchanged
 
     edit(lib / "uv.py", '"""', '"""An edit inside chapter a\'s closure.\n')
     states = dry_run(root, env)
@@ -136,7 +141,7 @@ def test_rebuild_is_cached_and_never_stale(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "divergent colour #ff0000" in page(root, "a")
 
-    assert {k: v[0] for k, v in dry_run(root, env).items()} == {"a": "cached", "b": "cached"}
+    assert {k: v[0] for k, v in dry_run(root, env).items()} == unchanged
 
 
 def test_failing_chapter_is_reported(tmp_path):
