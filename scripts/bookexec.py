@@ -319,7 +319,10 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                         out = {"seconds": time.perf_counter() - start, "error": type(e).__name__,
                                "exc_string": f"worker process failed: {e!r}"}
                     ch.seconds = out["seconds"]
-                    os.utime(ch.path)  # newer than Sphinx's last read: the page is read again
+                    try:  # newer than Sphinx's last read: the page is read again
+                        os.utime(ch.path)
+                    except OSError as e:
+                        log(f"warning: could not touch {ch.path} ({e}); its page may be the old one")
                     if out["error"]:
                         ch.error = out["exc_string"] or out["error"]
                         log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
