@@ -1,8 +1,14 @@
-"""Tests of earlytrain.cache: stable keys, netCDF round trip, atomic writes, refresh."""
+"""Tests of earlytrain.cache: stable keys, netCDF round trip, atomic writes, refresh, healing
+(unreadable, foreign and incomplete entries; two processes on one point)."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +49,8 @@ _ALT_MODEL = dict(arch=None, depth=3, width=32, parameterization="ntp", bias=Tru
                   sigma_last2=2.0, n_out=5, last_layer="zero", centered=True, out_alpha=3.0, out_exp=0.5)
 _ALT_TRAIN = dict(loss="xent", optimizer="gd", batch_size=256, num_steps=20, div_threshold=1e4,
                   measure_sharpness=False, sharpness_every=2, sharpness_method="power",
-                  sharpness_iters=10, sharpness_tol=1e-3, sgd_seed=2, sharpness_per_decade=10)
+                  sharpness_iters=10, sharpness_tol=1e-2, lambda0_tol=1e-3, sgd_seed=2,
+                  sharpness_per_decade=10)
 
 
 def test_key_changes_with_every_config_field():
@@ -209,3 +216,124 @@ def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
         monkeypatch.undo()
         cache._direct_deps.cache_clear()
         cache.code_hash_of.cache_clear()
+
+
+def _counting(calls):
+    def compute(cfg):
+        calls.append(cfg)
+        return xr.Dataset({"y": ("i", np.arange(cfg["n"]) * cfg["scale"])}, coords={"i": np.arange(cfg["n"])})
+    return cache.cached(compute, name="test.heal")
+
+
+def test_unreadable_result_is_moved_aside_and_recomputed(results):
+    calls = []
+    fn = _counting(calls)
+    path = Path(fn({"n": 3, "scale": 2.0}).attrs["cache_path"])
+    good = path.read_bytes()
+    for damage in (good[: len(good) // 2], b"not a netCDF file at all"):
+        path.write_bytes(damage)  # truncated, then overwritten
+        with pytest.warns(cache.CacheWarning, match="could not be read") as rec:
+            ds = fn({"n": 3, "scale": 2.0})
+        assert str(path) in str(rec[0].message) and "moved it to" in str(rec[0].message)
+        np.testing.assert_array_equal(ds["y"].values, [0, 2.0, 4.0])
+    assert len(calls) == 3
+    aside = sorted(p.name for p in path.parent.iterdir() if ".unreadable-" in p.name)
+    assert len(aside) == 2 and all(a.startswith(path.name) for a in aside)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # healed: the next call is a clean hit
+        fn({"n": 3, "scale": 2.0})
+    assert len(calls) == 3
+
+
+def test_result_under_another_key_is_a_miss(results):
+    calls = []
+    fn = _counting(calls)
+    a = Path(fn({"n": 2, "scale": 1.0}).attrs["cache_path"])
+    b = Path(fn({"n": 2, "scale": 5.0}).attrs["cache_path"])
+    b.write_bytes(a.read_bytes())  # a valid result copied over another key's file
+    with pytest.warns(cache.CacheWarning, match="is not this result"):
+        ds = fn({"n": 2, "scale": 5.0})
+    np.testing.assert_array_equal(ds["y"].values, [0, 5.0])
+    assert len(calls) == 3
+    # a result written before keys were stored: its configuration is compared
+    cfg_a = {"n": 2, "scale": 1.0}
+    cache.save(xr.Dataset({"y": ("i", [7.0, 7.0])}), b, {"config": cfg_a})
+    with pytest.warns(cache.CacheWarning, match="stored configuration"):
+        ds = fn({"n": 2, "scale": 5.0})
+    np.testing.assert_array_equal(ds["y"].values, [0, 5.0])
+    # ... and its code hash, from the sidecar
+    cfg_b = {"n": 2, "scale": 5.0}
+    cache.save(xr.Dataset({"y": ("i", [7.0, 7.0])}), b, {"config": cfg_b, "code_hash": "0" * 64})
+    with pytest.warns(cache.CacheWarning, match="code hash"):
+        ds = fn(cfg_b)
+    np.testing.assert_array_equal(ds["y"].values, [0, 5.0])
+    assert len(calls) == 5
+
+
+def test_orphan_temporary_files_removed_and_missing_sidecar_written(results, monkeypatch):
+    calls = []
+    fn = _counting(calls)
+    path = Path(fn({"n": 2, "scale": 1.0}).attrs["cache_path"])
+    side = path.with_suffix(".json")
+    full = json.loads(side.read_text())
+    side.unlink()  # killed between the two renames
+    orphan = path.parent / f".{side.name}.abc123.tmp"
+    orphan.write_text("{half")
+    old_other = path.parent / ".0123456789abcdef.nc.xyz.tmp"  # another key's, a day old
+    old_other.write_bytes(b"CDF")
+    os.utime(old_other, (time.time() - 2 * cache.STALE_TMP_S,) * 2)
+    young_other = path.parent / ".fedcba9876543210.nc.xyz.tmp"  # maybe being written right now
+    young_other.write_bytes(b"CDF")
+    with pytest.warns(cache.CacheWarning) as rec:
+        ds = fn({"n": 2, "scale": 1.0})
+    msgs = " | ".join(str(w.message) for w in rec)
+    assert "no sidecar" in msgs and msgs.count("removed the temporary file") == 2, msgs
+    assert len(calls) == 1
+    np.testing.assert_array_equal(ds["y"].values, [0, 1.0])
+    rebuilt = json.loads(side.read_text())
+    for k in ("function", "key", "config", "code_hash", "code_modules"):
+        assert rebuilt[k] == full[k], k
+    assert not orphan.exists() and not old_other.exists() and young_other.exists()
+    # a temporary file of a missing result is cleaned when that result is computed
+    orphan_nc = path.parent / f".{path.name}.def456.tmp"
+    orphan_nc.write_bytes(b"CDF partial")
+    path.unlink()
+    with pytest.warns(cache.CacheWarning, match="temporary file"):
+        fn({"n": 2, "scale": 1.0})
+    assert not orphan_nc.exists() and len(calls) == 2
+
+
+_WORKER = r"""
+import sys, time
+from pathlib import Path
+import numpy as np, xarray as xr
+from earlytrain import cache
+root, me = Path(sys.argv[1]), sys.argv[2]
+def slow(cfg):
+    with open(root / "computed.log", "a") as f:
+        f.write(me + "\n")
+    time.sleep(1.0)
+    return xr.Dataset({"y": ("i", np.arange(cfg["n"], dtype=float))})
+fn = cache.cached(slow, name="test.concurrent")
+(root / f"ready-{me}").touch()
+while len(list(root.glob("ready-*"))) < 2:  # start together
+    time.sleep(0.01)
+ds = fn({"n": 4})
+assert ds["y"].values.tolist() == [0.0, 1.0, 2.0, 3.0]
+print("ok", me)
+"""
+
+
+def test_two_processes_on_one_point_compute_once(results):
+    env = {**os.environ, "EARLYTRAIN_RESULTS": str(results)}
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(results), str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.startswith("ok")
+    assert len((results / "computed.log").read_text().split()) == 1  # the second waited and loaded
+    files = sorted(p.name for p in (results / "test.concurrent").iterdir())
+    nc = [f for f in files if f.endswith(".nc")]
+    assert len(nc) == 1 and files == [nc[0][:-3] + ".json", nc[0]]  # no temporary or lock file
+    assert cache.load(results / "test.concurrent" / nc[0])["y"].values.tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -8,10 +8,21 @@ an edit to ``train.py`` recomputes the network sweeps but not the uv model's, an
 figure (``plotting/``, never imported by a computing module) recomputes nothing. jupyter-cache
 only hashes notebook cells; this closes that gap. ``CODE_HASH`` hashes every computing module.
 
-Layout: ``<root>/<name>/<key16>.nc`` (netCDF via h5netcdf; the config is also stored as the
-JSON attribute ``config``) and ``<key16>.json`` (config, code hash, versions, device, wall
-time). Both files are written to a temporary name and renamed, so an interrupted write never
-leaves a truncated result that a later run would trust.
+Layout: ``<root>/<name>/<key16>.nc`` (netCDF via h5netcdf; the config and the full key are also
+stored as the attributes ``config`` and ``cache_key``) and ``<key16>.json`` (config, code hash,
+versions, device, wall time). Both files are written to a temporary name and renamed, so an
+interrupted write never leaves a truncated result that a later run would trust.
+
+The cache heals (each case warns with a ``CacheWarning`` naming the file):
+
+* a result that cannot be read is moved aside to ``<key16>.nc.unreadable-<time>`` and recomputed;
+* a result whose stored key, configuration or code hash differs from the request (a file copied
+  over another, a collision of the 16-character name) is a miss: recomputed and overwritten;
+* temporary files left by a killed writer (``.<key16>.nc.*.tmp``) are removed;
+* a result without its JSON sidecar (killed between the two renames) gets one;
+* a point is computed under an exclusive lock on ``.<key16>.lock`` (``fcntl.flock``, released
+  by the OS even on kill -9; the file is removed on release), so two processes asking for the
+  same point at once compute it once: the second waits and loads the first's file.
 
 Environment: ``EARLYTRAIN_RESULTS`` moves the root (default ``<repo>/results``);
 ``EARLYTRAIN_REFRESH=1`` recomputes and overwrites. Neither changes any parameter.
@@ -27,6 +38,8 @@ import os
 import platform
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +48,10 @@ import xarray as xr
 
 _PKG = Path(__file__).resolve().parent
 REPO_ROOT = _PKG.parent.parent
+
+
+class CacheWarning(UserWarning):
+    """The results cache found a damaged, foreign or incomplete entry and repaired it."""
 
 
 def _code_hash() -> str:
@@ -176,7 +193,13 @@ def save(ds: xr.Dataset, path: Path, sidecar: dict) -> None:
     """Write ``ds`` to ``path`` (.nc) and ``sidecar`` to the .json beside it, atomically."""
     ds = ds.copy()
     ds.attrs["config"] = json.dumps(sidecar.get("config"), sort_keys=True)
+    if "key" in sidecar:
+        ds.attrs["cache_key"] = sidecar["key"]
     _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    write_sidecar(path, sidecar)
+
+
+def write_sidecar(path: Path, sidecar: dict) -> None:
     text = json.dumps(sidecar, indent=2, sort_keys=True)
     _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
 
@@ -186,32 +209,143 @@ def load(path: Path) -> xr.Dataset:
         return ds.load()
 
 
+@contextmanager
+def _lock(path: Path):
+    """Exclusive lock on ``.<key16>.lock`` beside ``path`` for the duration (no-op without fcntl).
+
+    The lock file is removed on release (while still held); a waiter that then wakes up on the
+    removed file sees that the path no longer names its file and locks afresh."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: concurrent writers still leave one valid file (atomic rename)
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.parent / f".{path.stem}.lock"
+    while True:
+        f = open(lock_path, "a")
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        finally:
+            f.close()  # releases the lock
+
+
+STALE_TMP_S = 24 * 3600  # a temporary file of another key older than this is an orphan
+
+
+def _clean_tmp(path: Path) -> None:
+    """Remove temporary files of this key (the caller holds its lock, so no writer owns them) and
+    of any key in the directory that are older than ``STALE_TMP_S`` (killed writers)."""
+    now = time.time()
+    mine = (f".{path.name}.", f".{path.with_suffix('.json').name}.")
+    for tmp in path.parent.glob(".*.tmp"):
+        try:
+            if tmp.name.startswith(mine) or now - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+                warnings.warn(f"results cache: removed the temporary file {tmp} left by an "
+                              "interrupted write", CacheWarning, stacklevel=4)
+        except FileNotFoundError:
+            pass
+
+
+def _check_entry(ds: xr.Dataset, path: Path, key: str, cfg: Any, code: str) -> str | None:
+    """Why the loaded entry is not the requested result (None: it is)."""
+    stored_key = ds.attrs.get("cache_key")
+    if stored_key is not None and stored_key != key:
+        return f"its key {stored_key[:16]}... is not the requested {key[:16]}..."
+    try:
+        stored_cfg = canonical_json(json.loads(ds.attrs.get("config", "null")))
+    except (TypeError, ValueError):
+        stored_cfg = None
+    if stored_cfg != canonical_json(cfg):
+        return f"its stored configuration {ds.attrs.get('config')!r} is not the requested {canonical_json(cfg)}"
+    side = path.with_suffix(".json")
+    if stored_key is None and side.exists():  # results written before keys were stored
+        try:
+            stored_code = json.loads(side.read_text()).get("code_hash")
+        except (OSError, ValueError, AttributeError):
+            stored_code = None
+        if stored_code is not None and stored_code != code:
+            return f"its code hash {stored_code[:12]}... is not the current {code[:12]}..."
+    return None
+
+
+def _load_checked(path: Path, key: str, cfg: Any, code: str, heal: bool) -> xr.Dataset | None:
+    """The entry at ``path`` if it exists, is readable and is the requested result; else None.
+    With ``heal`` (the caller holds the key's lock), an unreadable file is moved aside."""
+    if not path.exists():
+        return None
+    try:
+        ds = load(path)
+    except Exception as err:  # noqa: BLE001  (h5py/xarray raise OSError, ValueError, KeyError, ...)
+        if not heal:
+            return None
+        stamp, n = time.strftime("%Y%m%dT%H%M%S"), 0
+        while (aside := path.with_name(f"{path.name}.unreadable-{stamp}" + (f"-{n}" if n else ""))).exists():
+            n += 1
+        os.replace(path, aside)
+        warnings.warn(f"results cache: {path} could not be read ({type(err).__name__}: {err}); "
+                      f"moved it to {aside.name} and recomputing it", CacheWarning, stacklevel=4)
+        return None
+    why = _check_entry(ds, path, key, cfg, code)
+    if why is not None:
+        if heal:
+            warnings.warn(f"results cache: {path} is not this result ({why}); recomputing it",
+                          CacheWarning, stacklevel=4)
+        return None
+    return ds
+
+
 def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable[[Any], xr.Dataset]:
     """Wrap ``fn(cfg) -> xr.Dataset`` so its result is computed once per (cfg, code).
 
     ``cfg`` must be a dataclass, dict or other JSON-able value. Returns the loaded Dataset,
-    whose ``attrs['cache_path']`` says where it lives.
+    whose ``attrs['cache_path']`` says where it lives. See the module docstring for how a
+    damaged, foreign or incomplete entry is healed and how concurrent callers share one compute.
     """
     name = name or f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}"
     in_pkg = fn.__module__.split(".")[0] == "earlytrain"
+
+    def sidecar_for(cfg, key, code, wall, created):
+        return {"function": name, "key": key, "config": _jsonable(cfg), "code_hash": code,
+                "code_modules": list(module_deps(fn.__module__)) if in_pkg else ["*"],
+                "versions": _versions(), "device": _device(), "wall_time_s": wall, "created": created}
 
     @functools.wraps(fn)
     def wrapper(cfg: Any) -> xr.Dataset:
         code = code_hash_of(fn.__module__) if in_pkg else CODE_HASH
         key = cache_key(name, cfg, code)
         path = results_root() / name / f"{key[:16]}.nc"
-        if path.exists() and os.environ.get("EARLYTRAIN_REFRESH", "0") != "1":
-            ds = load(path)
-        else:
-            start = time.perf_counter()
-            ds = fn(cfg)
-            wall = time.perf_counter() - start
-            sidecar = {"function": name, "key": key, "config": _jsonable(cfg), "code_hash": code,
-                       "code_modules": list(module_deps(fn.__module__)) if in_pkg else ["*"],
-                       "versions": _versions(), "device": _device(), "wall_time_s": round(wall, 3),
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            save(ds, path, sidecar)
-            ds = load(path)  # what later runs will see, so first and cached runs agree exactly
+        refresh = os.environ.get("EARLYTRAIN_REFRESH", "0") == "1"
+        ds = None if refresh else _load_checked(path, key, cfg, code, heal=False)
+        if ds is None or not path.with_suffix(".json").exists():
+            with _lock(path):  # one process computes (or heals) a key at a time
+                _clean_tmp(path)
+                if not refresh:  # another process may have written it while we waited
+                    ds = _load_checked(path, key, cfg, code, heal=True)
+                if ds is None:
+                    start = time.perf_counter()
+                    ds = fn(cfg)
+                    wall = round(time.perf_counter() - start, 3)
+                    save(ds, path, sidecar_for(cfg, key, code, wall, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+                    ds = load(path)  # what later runs will see, so first and cached runs agree exactly
+                elif not path.with_suffix(".json").exists():
+                    created = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(path.stat().st_mtime))
+                    side = sidecar_for(cfg, key, code, None, created)
+                    side["note"] = "sidecar rebuilt on load (the result was written without it)"
+                    write_sidecar(path, side)
+                    warnings.warn(f"results cache: {path} had no sidecar; wrote "
+                                  f"{path.with_suffix('.json').name}", CacheWarning, stacklevel=2)
         ds.attrs["cache_path"] = str(path)
         return ds
 
