@@ -3,6 +3,8 @@
 Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
   e.g. python scripts/rerun_chapter.py 01_phase_diagram book/params/01_phase_diagram/paper.yaml
 
+0. Every key of the YAML must be a parameter the chapter declares (earlytrain.params; the
+   chapter checks it again in its kernel, so plain papermill fails the same way).
 1. papermill executes book/CHAPTER.ipynb with the YAML's values injected after its
    'parameters' cell -> _runs/CHAPTER.ipynb (executed, with outputs).
 2. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
@@ -23,6 +25,9 @@ from pathlib import Path
 
 import bookexec
 import jaxcache
+import yaml
+from earlytrain.errors import ConfigError
+from earlytrain.params import check_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,11 @@ def main(chapter: str, params: str) -> int:
     params_path = Path(params).resolve()
     if not params_path.exists():
         print(f"PARAMS: no such YAML file: {params}")
+        return 2
+    try:  # a name the chapter does not declare fails here, before a kernel starts (and in the kernel)
+        check_notebook(src, yaml.safe_load(params_path.read_text()) or {})
+    except ConfigError as err:
+        print(f"PARAMS: {params}: {err}")
         return 2
     runs = ROOT / "_runs"
     out = runs / f"{chapter}.ipynb"

@@ -137,7 +137,7 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _jsonable(obj.item())  # np.float64(2.0) -> 2, as 2.0
     if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**53:
         return int(obj)  # 0 and 0.0 are the same configuration, so they get the same key
     return obj

@@ -35,12 +35,13 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import cache, losses, search, sweep, train
-from .errors import check, check_int
+from .errors import as_config, check, check_int, check_real, strict_init
 from .models import Model
 from .phases import runs_diverge
 from .sweep import SweepConfig
 
 
+@strict_init
 @dataclass(frozen=True)
 class ConnectivityConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)  # grid, data, model, T1 (= num_steps)
@@ -48,11 +49,9 @@ class ConnectivityConfig:
     barrier_tol: float = 0.0    # a barrier is U > barrier_tol (0: the paper's strict U > 0) [I]
 
     def __post_init__(self):
-        if isinstance(self.sweep, dict):
-            object.__setattr__(self, "sweep", SweepConfig(**self.sweep))
+        object.__setattr__(self, "sweep", as_config(SweepConfig, self.sweep, "sweep"))
         check_int(self.n_tau, "n_tau", minimum=2)
-        check(isinstance(self.barrier_tol, (int, float)) and self.barrier_tol >= 0, "barrier_tol",
-              "a number >= 0", self.barrier_tol)
+        check_real(self.barrier_tol, "barrier_tol", minimum=0)
         check(self.sweep.T1 == self.sweep.train.num_steps, "T1",
               f"equal to num_steps = {self.sweep.train.num_steps} (theta_T is the end of the T1 steps)",
               self.sweep.T1)

@@ -30,12 +30,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .errors import check, check_choice, check_int, check_positive
+from .errors import check, check_bool, check_choice, check_int, check_positive, check_real, strict_init
 
 ARCHS = ("fcn",)  # other architectures register themselves in ARCH_BUILDERS
 PARAMETERIZATIONS = ("sp", "ntp")
 
 
+@strict_init
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "fcn"                # architecture name, see ARCH_BUILDERS
@@ -63,7 +64,9 @@ class ModelConfig:
         check_int(self.n_out, "n_out", minimum=1)
         if self.out_alpha is not None:
             check_positive(self.out_alpha, "out_alpha")
-        check(isinstance(self.out_exp, (int, float)), "out_exp", "a number", self.out_exp)
+        check_real(self.out_exp, "out_exp")
+        check_bool(self.bias, "bias")
+        check_bool(self.centered, "centered")
         check(not (self.last_layer == "zero" and (self.centered or self.out_alpha is not None)),
               "last_layer", "'standard' when centered or out_alpha is set (a zero output has no norm "
               "to fix and is already centered)", self.last_layer)

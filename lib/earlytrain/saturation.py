@@ -38,7 +38,7 @@ from scipy.signal import savgol_filter
 from tqdm.auto import tqdm
 
 from . import cache, sweep, train
-from .errors import check, check_int, check_positive
+from .errors import as_config, check, check_int, check_positive, check_real, is_real, strict_init
 from .sweep import SweepConfig
 
 
@@ -46,6 +46,7 @@ def _default_sweep() -> SweepConfig:
     return SweepConfig(x_min=-1.0, x_max=3.0, x_step=0.2)
 
 
+@strict_init
 @dataclass(frozen=True)
 class SaturationConfig:
     sweep: SweepConfig = field(default_factory=_default_sweep)  # data, model, SGD, c grid, seeds
@@ -56,14 +57,12 @@ class SaturationConfig:
     chunk: int = 8            # steps per compiled training chunk (cost only)
 
     def __post_init__(self):
-        if isinstance(self.sweep, dict):
-            object.__setattr__(self, "sweep", SweepConfig(**self.sweep))
+        object.__setattr__(self, "sweep", as_config(SweepConfig, self.sweep, "sweep"))
         check_positive(self.K_tau, "K_tau")
-        check(isinstance(self.window, (int, float)) and 0 < self.window < 1, "window",
+        check(is_real(self.window) and 0 < self.window < 1, "window",
               "a relative half-width in (0, 1)", self.window)
         check_int(self.n_window, "n_window", minimum=1)
-        check(isinstance(self.bin_ratio, (int, float)) and self.bin_ratio >= 1, "bin_ratio",
-              "a number >= 1", self.bin_ratio)
+        check_real(self.bin_ratio, "bin_ratio", minimum=1)
         check_int(self.chunk, "chunk", minimum=1)
         check(self.sweep.x_min < 1, "x_min", "< 1, so the c grid extends below c = 2", self.sweep.x_min)
         check(len(self.sweep.c_grid) >= 3, "x_max", "a grid of at least 3 points from x_min", self.sweep.x_max)

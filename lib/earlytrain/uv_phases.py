@@ -20,6 +20,7 @@ that this costs nothing, and k_loss - 2 ~ 1/w is otherwise lost under the grid s
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,13 +30,16 @@ import numpy as np
 import xarray as xr
 
 from . import uv
-from .errors import check, check_choice, check_int, check_positive
+from .errors import as_tuple, check, check_choice, check_int, check_positive, check_real, is_real, strict_init
+
+X_LIMIT = 1000     # |x| of the grid c = 2^x (2^1000 is still a finite float)
+MAX_GRID = 10**6   # points of a grid (the uv model is cheap)
 
 
 def _tuple_of_widths(widths) -> tuple:
-    widths = tuple(widths) if isinstance(widths, (list, tuple)) else widths
-    ok = isinstance(widths, tuple) and len(widths) > 0 and all(
-        isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)
+    widths = as_tuple(widths, "widths")
+    ok = len(widths) > 0 and all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
+                                 for w in widths)
     check(ok, "widths", "a non-empty list of integers >= 1", widths)
     return tuple(sorted(set(widths)))
 
@@ -47,11 +51,12 @@ def x_grid(x_min: float, x_max: float, x_step: float) -> np.ndarray:
 
 
 def _check_grid(x_min, x_max, x_step) -> None:
-    for name, val in (("x_min", x_min), ("x_max", x_max)):
-        check(isinstance(val, (int, float)) and not isinstance(val, bool) and np.isfinite(val), name,
-              "a finite number", val)
+    check_real(x_min, "x_min", -X_LIMIT, X_LIMIT)
+    check_real(x_max, "x_max", -X_LIMIT, X_LIMIT)
     check_positive(x_step, "x_step")
     check(x_max > x_min, "x_max", f"a number > x_min = {x_min}", x_max)
+    check((x_max - x_min) / x_step < MAX_GRID, "x_step",
+          f"a step giving at most {MAX_GRID} grid points from x_min to x_max", x_step)
 
 
 def _init_states(width, cfg, seed_offset=0):
@@ -145,10 +150,11 @@ def _check_common(cfg) -> None:
     check_int(cfg.seed, "seed", minimum=0)
     check_choice(cfg.parameterization, "parameterization", uv.PARAMETERIZATIONS)
     check_positive(cfg.varw, "varw")
-    check(isinstance(cfg.y, (int, float)) and np.isfinite(cfg.y), "y", "a finite number", cfg.y)
+    check_real(cfg.y, "y")
 
 
 # --------------------------------------------------------------------------- early phase diagram
+@strict_init
 @dataclass(frozen=True)
 class EarlyConfig:
     """Early-time sweep of the uv model (paper Fig. 7, App. B, G.3)."""
@@ -177,7 +183,7 @@ class EarlyConfig:
         check_int(self.refine, "refine", minimum=0, maximum=60)
         for name in ("eps_loss", "eps_sharp"):
             val = getattr(self, name)
-            check(isinstance(val, (int, float)) and 0 <= val < 1, name, "a number in [0, 1)", val)
+            check(is_real(val) and 0 <= val < 1, name, "a number in [0, 1)", val)
 
     def replace(self, **kw) -> "EarlyConfig":
         return dataclasses.replace(self, **kw)
@@ -243,6 +249,7 @@ def summarize(values: xr.DataArray, q=(0.25, 0.75)) -> xr.Dataset:
 
 
 # --------------------------------------------------------------------------- intermediate saturation
+@strict_init
 @dataclass(frozen=True)
 class SaturationConfig:
     """Late-time sharpness against k (paper Fig. 10, App. B.2)."""
@@ -314,6 +321,7 @@ def savgol_critical(chi: xr.DataArray, window: int = 11, polyorder: int = 3) -> 
 
 
 # --------------------------------------------------------------------------- catapult timing
+@strict_init
 @dataclass(frozen=True)
 class CatapultConfig:
     """Duration of the catapult against width (Lewkowycz et al. 2020)."""
@@ -327,8 +335,8 @@ class CatapultConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "widths", _tuple_of_widths(self.widths))
-        ks = tuple(self.ks) if isinstance(self.ks, (list, tuple)) else self.ks
-        check(isinstance(ks, tuple) and len(ks) > 0 and all(isinstance(k, (int, float)) and 2 < k < 4 for k in ks),
+        ks = as_tuple(self.ks, "ks")
+        check(len(ks) > 0 and all(is_real(k) and 2 < k < 4 for k in ks),
               "ks", "a non-empty list of numbers in (2, 4)", self.ks)
         object.__setattr__(self, "ks", ks)
         check_int(self.n_init, "n_init", minimum=1)
@@ -389,6 +397,7 @@ def trajectories(width: int, ks, steps: int, y: float = 0.0, parameterization: s
 
 
 # --------------------------------------------------------------------------- bifurcation diagram
+@strict_init
 @dataclass(frozen=True)
 class BifurcationConfig:
     """Late-time sharpness against eta from one initial state (Kalra, He & Barkeshli 2023)."""
@@ -406,7 +415,7 @@ class BifurcationConfig:
     def __post_init__(self):
         for name in ("y", "f0"):
             val = getattr(self, name)
-            check(isinstance(val, (int, float)) and np.isfinite(val), name, "a finite number", val)
+            check_real(val, name)
         check(self.y != 0, "y", "a nonzero number (y = 0 has no EoS: eta_c is infinite)", self.y)
         for name in ("gamma", "lam0", "lr_min", "lr_max", "threshold"):
             check_positive(getattr(self, name), name)
