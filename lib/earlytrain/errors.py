@@ -135,3 +135,12 @@ def as_config(cls, value: Any, param: str):
     names = _init_names(cls)
     check_names(value, names, param, f"fields of {cls.__name__}: {', '.join(names)}")
     return cls(**value)
+
+
+class NumericalError(ArithmeticError):
+    """A measured quantity cannot be used (e.g. lambda_0 <= 0 or not finite as the denominator
+    of eta = c / lambda_0); raised before it reaches any run."""
+
+
+class AccuracyWarning(UserWarning):
+    """Some estimates did not meet their accuracy bound (the result flags them)."""
