@@ -34,6 +34,7 @@ rerun: venv data
 
 bench: venv data
 	$(PY) bench/bench_sweep.py
+	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_sharpness.py
 	$(PY) bench/bench_cnn_sharpness.py
 

@@ -31,6 +31,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from earlytrain import data as et_data  # noqa: E402
+import krylov  # noqa: E402
 import timing  # noqa: E402
 from timing import block  # noqa: E402
 from earlytrain import hessian, losses, models  # noqa: E402
@@ -64,19 +65,16 @@ def problem(depth, width, n, pool, dtype, seed=1):
 
 
 def make_estimators(f):
-    """Jitted (p, v0) -> Eig for Lanczos (order static) and power iteration (iterations traced,
-    so one compile serves every count)."""
-    lanczos = jax.jit(lambda p, v0, order: hessian.lanczos(hessian.hvp(f, p), v0, order),
+    """Jitted (p, v0) -> Eig for fixed-order Lanczos (tol = 0, order static) and power iteration
+    (tol = 0, iterations traced, so one compile serves every count); and the recurrence of one
+    long Lanczos run (its prefixes give every order). Products share one linearization."""
+    lanczos = jax.jit(lambda p, v0, order: hessian.lanczos(hessian.linearized_hvp(f, p), v0, order, 0.0),
                       static_argnums=2)
-    power = jax.jit(lambda p, v0, k: hessian.power_iteration(hessian.hvp(f, p), v0, k))
-    tridiag = jax.jit(lambda p, v0, order: hessian.lanczos_tridiag(hessian.hvp(f, p), v0, order)[:2],
-                      static_argnums=2)
+    power = jax.jit(lambda p, v0, k: hessian.power_iteration(hessian.linearized_hvp(f, p), v0, k, 0.0))
+
+    def tridiag(p, v0, order):
+        return krylov.tridiag(hessian.linearized_hvp(f, p), v0, order)
     return lanczos, power, tridiag
-
-
-def ritz_top(alphas, betas, m):
-    a, b = np.asarray(alphas, float)[:m], np.asarray(betas, float)[:m - 1]
-    return np.linalg.eigvalsh(np.diag(a) + np.diag(b, 1) + np.diag(b, -1))[-1]
 
 
 def rel(est, ref):
@@ -161,7 +159,7 @@ def part_big(args):
     flat, f, _, _ = problem(args.big_depth, args.big_width, args.big_n, 1, jnp.float32)
     n = flat.shape[0]
     v0 = hessian.start_vector(n, jnp.float32)
-    hvp = jax.jit(lambda p, v: hessian.hvp(f, p)(v))
+    hvp = jax.jit(lambda p, v: hessian.linearized_hvp(f, p)(v))
     block(hvp(flat, v0))
     t_hvp, _ = timed(lambda: hvp(flat, v0), 4 * args.repeats)
     lanczos, power, tridiag = make_estimators(f)
@@ -181,11 +179,11 @@ def part_big(args):
     print(f"   {'HVP budget':>10s}{'lanczos err':>13s}{'power err':>11s}{'power/lanczos':>15s}"
           f"{'lanczos ms':>12s}{'power ms':>10s}")
     for budget in args.budgets:
-        el = lanczos(flat, v0, budget - 1)  # order m costs m + 1 products (incl. the residual)
-        ep = power(flat, v0, budget - 1)    # k iterations cost k + 1 products
+        el = lanczos(flat, v0, budget)  # order m costs m products (the residual is free)
+        ep = power(flat, v0, budget)    # k iterations cost k products
         assert int(el.n_matvec) == budget and int(ep.n_matvec) == budget, (el.n_matvec, ep.n_matvec)
-        tl, _ = timed(lambda: lanczos(flat, v0, budget - 1), max(1, args.repeats // 2))
-        tp, _ = timed(lambda: power(flat, v0, budget - 1), max(1, args.repeats // 2))
+        tl, _ = timed(lambda: lanczos(flat, v0, budget), max(1, args.repeats // 2))
+        tp, _ = timed(lambda: power(flat, v0, budget), max(1, args.repeats // 2))
         a, b = rel(el.value, ref), rel(ep.value, ref)
         print(f"   {budget:10d}{a:13.1e}{b:11.1e}{b / max(a, 1e-12):14.2g}x{1e3 * tl:12.0f}{1e3 * tp:10.0f}")
 

@@ -49,7 +49,7 @@ x_step = 0.1                     # ... in steps of 0.1 (the paper's grid)
 search = "bisect"                # "grid" (the paper's full grid), "coarse_to_fine" or "bisect"
 c_sharp_max_width = 256          # widths above this skip c_sharp (costliest measurement)
 sharpness_method = "lanczos"     # "lanczos" or "power" (the paper's code)
-sharpness_iters = 20             # Lanczos order / power iterations per measurement
+sharpness_iters = 20             # cap on the Hessian-vector products of one measurement (it stops at sharpness_tol = 1e-3)
 # Trajectories (paper Fig. 2 a, b, d, e)
 wide_shallow = [4, 256]          # (d, w) of the wide, shallow network
 narrow_deep = [8, 32]            # (d, w) of the narrow, deep network

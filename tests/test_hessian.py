@@ -81,57 +81,82 @@ def test_estimators_on_tiny_fcn(x64, cfg):
         err = np.linalg.norm(np.asarray(mv_jit(v)) - H @ np.asarray(v))
         assert err <= F64_TOL * scale * float(jnp.linalg.norm(v))
 
-    # 2. Lanczos of order >= n spans R^n: the top Ritz value is exactly lambda_max
+    # 2. Lanczos of order >= n spans R^n: the top Ritz value is exactly lambda_max (tol = 0
+    # runs to the cap, or stops at the breakdown that ends a Krylov space of dimension n)
     for order in (n, n + 3):
-        eig = _lanczos(mv, v0, order)
+        eig = _lanczos(mv, v0, order, tol=0.0)
         assert abs(float(eig.value) - ev[-1]) <= F64_TOL * scale
         assert float(eig.residual) <= 1e-8  # an exact eigenpair: relative residual at round-off
-        assert bool(eig.converged)
-        assert int(eig.n_matvec) == order + 1
+        assert int(eig.n_matvec) <= n
         vec = np.asarray(eig.vector)
         assert abs(np.linalg.norm(vec) - 1) < 1e-12
         assert abs(vec @ H @ vec - ev[-1]) <= F64_TOL * scale  # the top eigenvector
 
-    # 3. Lanczos of order < n: for a unit v and theta = <v, Hv>, some eigenvalue lies within
-    # |Hv - theta v| of theta (Bauer-Fike, symmetric H), so the reported residual bounds the
-    # true error; Ritz values never exceed lambda_max (interlacing) and grow with the order.
+    # 3. Fixed order < n (tol = 0): exactly `order` products; some eigenvalue lies within the
+    # residual of the value (Bauer-Fike), the free residual from the recurrence equals the one
+    # computed with the dense H, Ritz values never exceed lambda_max and grow with the order.
     prev = -np.inf
     for order in (3, 8):
-        eig = _lanczos(mv, v0, order, tol=1e-2)
+        eig = _lanczos(mv, v0, order, tol=0.0)
         value, resid = float(eig.value), float(eig.residual)
+        assert int(eig.n_matvec) == order and not bool(eig.converged)
         assert value <= ev[-1] + F64_TOL * scale
         assert value >= prev - F64_TOL * scale
         prev = value
         assert np.abs(ev - value).min() <= resid * abs(value) + F64_TOL * scale
         vec = np.asarray(eig.vector)
         true_resid = np.linalg.norm(H @ vec - value * vec) / abs(value)  # from the dense H
-        assert abs(true_resid - resid) <= F64_TOL * scale / abs(value)
-        assert bool(eig.converged) == (resid < 1e-2)
-        assert int(eig.n_matvec) == order + 1
+        assert abs(true_resid - resid) <= 1e-8 * max(true_resid, 1e-3)
 
-    # 4. power iteration equals its closed form (Rayleigh quotient of H^k v0)
+    # 4. The stopping rule: at every tolerance the estimate stops early, says it converged,
+    # and its true error (against eigh) is within the bound it reports, which is <= tol
+    for tol in (1e-2, 1e-4, 1e-8):
+        eig = _lanczos(mv, v0, n + 3, tol=tol)
+        err = (ev[-1] - float(eig.value)) / abs(ev[-1])
+        assert bool(eig.converged) and float(eig.bound) <= tol
+        assert -F64_TOL <= err <= float(eig.bound) + F64_TOL
+        assert int(eig.n_matvec) <= n
+
+    # 5. power iteration with tol = 0 equals its closed form: the Rayleigh quotient of
+    # H^(k-1) v0 after k products
     for iters in (3, 20):
-        eig = _power(mv, v0, iters)
-        ref = _power_reference(H, np.asarray(v0), iters)
+        eig = _power(mv, v0, iters, tol=0.0)
+        ref = _power_reference(H, np.asarray(v0), iters - 1)
         assert abs(float(eig.value) - ref) <= F64_TOL * scale
-        assert int(eig.n_matvec) == iters + 1
+        assert int(eig.n_matvec) == iters
         value = float(eig.value)
         assert np.abs(ev - value).min() <= float(eig.residual) * abs(value) + F64_TOL * scale
-        assert bool(eig.converged) == (float(eig.residual) < 1e-2)
+    # ... with a tolerance it stops at the first product whose residual bound meets it
+    for tol in (1e-2, 1e-4):
+        eig = _power(mv, v0, 2000, tol=tol)
+        k = int(eig.n_matvec)
+        assert bool(eig.converged) and float(eig.residual) <= tol and k < 2000
+        assert abs(float(eig.value) - _power_reference(H, np.asarray(v0), k - 1)) <= F64_TOL * scale
+        if k > 1:
+            before = _power(mv, v0, k - 1, tol=0.0)
+            assert float(before.residual) > tol  # it did not stop late
     # ... and with many iterations it reaches the eigenvalue of largest magnitude whenever the
     # closed form says it must (error ~ (|l_2| / |l_1|)^(2k) in exact arithmetic)
     iters = 400
-    eig = _power(mv, v0, iters)
-    assert abs(float(eig.value) - _power_reference(H, np.asarray(v0), iters)) <= F64_TOL * scale
+    eig = _power(mv, v0, iters, tol=0.0)
+    assert abs(float(eig.value) - _power_reference(H, np.asarray(v0), iters - 1)) <= F64_TOL * scale
     ratio = np.sort(np.abs(ev))[-2] / scale
     if ratio ** (2 * iters) < 1e-12:
         assert abs(float(eig.value) - ev[np.argmax(np.abs(ev))]) <= 1e-9 * scale
 
-    # 5. the pytree entry point and the dispatcher give the same numbers
-    a = jax.jit(lambda p: hessian.loss_sharpness(loss_of_params, p, method="lanczos", num_iters=n))(params)
+    # 6. the pytree entry point (linearized products) and the dispatcher give the same numbers
+    a = jax.jit(lambda p: hessian.loss_sharpness(loss_of_params, p, method="lanczos", num_iters=n,
+                                                 tol=0.0))(params)
     assert abs(float(a.value) - ev[-1]) <= F64_TOL * scale
-    b = jax.jit(lambda v: hessian.top_eigenvalue(mv, v, "power", 20))(v0)
-    assert abs(float(b.value) - _power_reference(H, np.asarray(v0), 20)) <= F64_TOL * scale
+    b = jax.jit(lambda v: hessian.top_eigenvalue(mv, v, "power", 20, 0.0))(v0)
+    assert abs(float(b.value) - _power_reference(H, np.asarray(v0), 19)) <= F64_TOL * scale
+
+    # 7. the linearized product (primal once) equals jvp-of-grad to rounding
+    lin = jax.jit(lambda v: hessian.linearized_hvp(f, flat)(v))
+    for s in range(3):
+        v = jax.random.normal(jax.random.PRNGKey(200 + s), flat.shape, jnp.float64)
+        np.testing.assert_allclose(np.asarray(lin(v)), np.asarray(mv_jit(v)), rtol=0,
+                                   atol=F64_TOL * scale * float(jnp.linalg.norm(v)))
 
 
 def _counting(matvec):
@@ -148,18 +173,22 @@ def test_n_matvec_counts_executed_products(x64):
     H, _ = _matrix(np.linspace(-1.0, 3.0, 7))
     Hj = jnp.asarray(H)
     v0 = hessian.start_vector(7, jnp.float64)
-    for order in (2, 9):
+    for order, tol, expect in ((2, 0.0, 2), (6, 0.0, 6), (9, 0.0, 7), (9, 1e-3, None)):
         mv, count = _counting(lambda v: Hj @ v)
-        eig = hessian.lanczos(mv, v0, order)
+        eig = hessian.lanczos(mv, v0, order, tol)
         jax.block_until_ready(eig)
         jax.effects_barrier()
-        assert count[0] == int(eig.n_matvec) == order + 1
-    for iters in (1, 20):
+        # order 9 > n = 7: the Krylov space is invariant after 7 products (breakdown)
+        assert count[0] == int(eig.n_matvec) == (expect or int(eig.n_matvec))
+        if tol:
+            assert bool(eig.converged) and int(eig.n_matvec) < 7
+    for iters, tol in ((1, 0.0), (20, 0.0), (200, 1e-3)):
         mv, count = _counting(lambda v: Hj @ v)
-        eig = hessian.power_iteration(mv, v0, iters)
+        eig = hessian.power_iteration(mv, v0, iters, tol)
         jax.block_until_ready(eig)
         jax.effects_barrier()
-        assert count[0] == int(eig.n_matvec) == iters + 1
+        assert count[0] == int(eig.n_matvec) == (iters if not tol else int(eig.n_matvec))
+        assert bool(eig.converged) == bool(tol)
 
 
 def _matrix(eigenvalues, seed=0):
@@ -177,11 +206,12 @@ def test_dominant_negative_eigenvalue_power_vs_lanczos(x64):
     Hj = jnp.asarray(H)
     mv = lambda v: Hj @ v
     v0 = hessian.start_vector(len(ev), jnp.float64)
-    power = hessian.power_iteration(mv, v0, num_iters=200)
+    power = hessian.power_iteration(mv, v0, num_iters=200, tol=1e-13)
     # (3/5)^(2*200) ~ 1e-89: converged in exact arithmetic, so round-off is all that is left
     assert abs(float(power.value) - (-5.0)) < 1e-12
-    assert abs(float(power.value) - _power_reference(H, np.asarray(v0), 200)) < 1e-12
-    lanc = hessian.lanczos(mv, v0, order=len(ev))
+    k = int(power.n_matvec)
+    assert abs(float(power.value) - _power_reference(H, np.asarray(v0), k - 1)) < 1e-12
+    lanc = hessian.lanczos(mv, v0, order=len(ev), tol=1e-13)
     assert abs(float(lanc.value) - 3.0) < 1e-12
     assert bool(lanc.converged) and bool(power.converged)
 
@@ -246,7 +276,7 @@ def test_vmap_over_parameter_sets_equals_one_by_one(x64):
     for method in hessian.METHODS:
         def sharp(p, a):
             return hessian.loss_sharpness(lambda q: losses.mse(model.apply(q, a, x), y), p,
-                                          method=method, num_iters=8)
+                                          method=method, num_iters=8, tol=1e-3)
         batched = jax.jit(jax.vmap(sharp))(params, aux)
         one_jit = jax.jit(sharp)
         for s in range(3):
@@ -265,3 +295,179 @@ def test_zero_hessian_gives_finite_estimates():
     for eig in (hessian.lanczos(lambda v: 0 * v, v0, 3), hessian.power_iteration(lambda v: 0 * v, v0, 3)):
         assert float(eig.value) == 0.0  # the exact answer
         assert np.all(np.isfinite(np.asarray(eig.vector)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The adaptive, certified estimator (stopping rule, scale invariance, transformations, warm
+# starts). Matrices with a known spectrum: H = Q diag(ev) Q^T.
+
+def _spectrum(n=60, seed=0, top=(10.0, 9.0, 7.5)):
+    """Outliers `top` above a bulk in [-1, 4]: the shape of a network Hessian's spectrum."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([top, rng.uniform(-1.0, 4.0, n - len(top))])
+
+
+def _ritz_pairs(H, v0, k):
+    """Exact-arithmetic replica (numpy, float64) of k Lanczos steps: theta_1, r_1, theta_2, r_2."""
+    V = [v0 / np.linalg.norm(v0)]
+    a, b = [], []
+    for _ in range(k):
+        w = H @ V[-1]
+        a.append(V[-1] @ w)
+        for _ in range(2):
+            w = w - np.array(V).T @ (np.array(V) @ w)
+        b.append(np.linalg.norm(w))
+        V.append(w / b[-1])
+    th, S = np.linalg.eigh(np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1))
+    return th[-1], b[-1] * abs(S[-1, -1]), th[-2], b[-1] * abs(S[-1, -2])
+
+
+@pytest.mark.parametrize("top", [(10.0, 9.0, 7.5), (10.0, 8.0, 6.0), (10.0, 9.9, 5.0)])
+@pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-5])
+def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top):
+    """From 20 random starts, each Lanczos estimate that says converged reports a bound <= tol,
+    stopped at the first step whose bound met tol, and keeps the bound's stated claims against
+    eigh: (1) some eigenvalue lies within the residual of the value, always; (2) the error
+    lambda_max - value is <= the bound whenever the gap estimate's condition holds
+    (lambda_2 <= theta_2 + r_2, checked on an exact replica of the same k steps) or the residual
+    bound decided. The near-degenerate spectrum (10, 9.9) is where condition (2) fails."""
+    ev = _spectrum(top=top)
+    H, _ = _matrix(ev, seed=3)
+    lam1, lam2 = np.sort(ev)[-1], np.sort(ev)[-2]
+    Hj = jnp.asarray(H)
+    run = jax.jit(lambda v: hessian.lanczos(lambda x: Hj @ x, v, 40, tol))
+    fixed = jax.jit(lambda v, m: hessian.lanczos(lambda x: Hj @ x, v, m, 0.0), static_argnums=1)
+    for seed in range(20):
+        v0 = jax.random.normal(jax.random.PRNGKey(seed), (len(ev),), jnp.float64)
+        eig = run(v0)
+        value, bound, k = float(eig.value), float(eig.bound), int(eig.n_matvec)
+        assert bool(eig.converged) and bound <= tol
+        assert np.abs(ev - value).min() <= float(eig.residual) * abs(value) * (1 + 1e-9) + 1e-12
+        t1, r1, t2, r2 = _ritz_pairs(H, np.asarray(v0), k)
+        assert abs(t1 - value) <= 1e-10 * lam1 and abs(r1 / abs(t1) - float(eig.residual)) <= 1e-8
+        gap_used = k >= hessian.GAP_MIN_K and t1 - t2 - r2 > 0 and r1 ** 2 / (t1 - t2 - r2) < r1
+        if not gap_used or lam2 <= t2 + r2:
+            assert -1e-12 <= (lam1 - value) / lam1 <= bound * (1 + 1e-9), (seed, k)
+        same = fixed(v0, k)  # a fixed-order run to k products gives the same estimate
+        assert abs(float(same.value) - value) <= 1e-12 * lam1
+        if k > 1:
+            assert float(fixed(v0, k - 1).bound) > tol
+
+
+def test_stopping_rule_on_a_network_hessian(x64):
+    """On the dense float64 Hessian of a small ReLU FCN on MNIST-like data (the book's shape of
+    spectrum: a few outliers above a bulk), from 10 random starts at tol 1e-3 and 1e-5, every
+    estimate is within its bound of eigh's lambda_max."""
+    flat, f, H, _, _ = _problem(3, 8, "sp", "mse", n=64, d_in=16, k=10, seed=2)
+    ev = np.linalg.eigvalsh(H)
+    mv = hessian.hvp(f, flat)
+    for tol in (1e-3, 1e-5):
+        run = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol))
+        for seed in range(10):
+            eig = run(jax.random.normal(jax.random.PRNGKey(seed), flat.shape, jnp.float64))
+            assert bool(eig.converged)
+            assert -1e-12 <= (ev[-1] - float(eig.value)) / ev[-1] <= float(eig.bound) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_scale_invariance(dtype):
+    """top_eigenvalue(s * A) = s * top_eigenvalue(A) for s from 1e-8 to 1e8: same value (to
+    rounding), same number of products, same verdict. Breakdown and the guarded float32
+    tridiagonal eigenproblem are relative to the scale of the matrix."""
+    with jax.enable_x64(dtype == jnp.float64):
+        ev = _spectrum(n=40)
+        H, Q = _matrix(ev, seed=4)
+        v0 = hessian.start_vector(len(ev), dtype)
+        ref = None
+        for s in (1e-8, 1e-4, 1.0, 1e4, 1e8):
+            Hs = jnp.asarray(s * H, dtype)
+            for method, tol in (("lanczos", 1e-4), ("power", 1e-2)):
+                eig = hessian.top_eigenvalue(lambda x: Hs @ x, v0, method, 400, tol)
+                got = (float(eig.value) / s, int(eig.n_matvec), bool(eig.converged))
+                if ref is None or method not in ref:
+                    ref = {**(ref or {}), method: got}
+                rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+                assert got[0] == pytest.approx(ref[method][0], rel=rtol), (s, method)
+                assert got[1:] == ref[method][1:], (s, method)
+            # breakdown relative to the scale: an eigenvector start stops after one product
+            eig = hessian.lanczos(lambda x: Hs @ x, jnp.asarray(Q[:, 0], dtype), 10, 1e-5)
+            assert int(eig.n_matvec) == 1 and bool(eig.converged)
+            assert float(eig.value) / s == pytest.approx(10.0, rel=1e-5)
+
+
+def test_float32_bound_has_a_rounding_floor():
+    """In float32 (x64 off) the bound never drops below the rounding floor of the arithmetic,
+    so a tolerance finer than float32 can certify is reported as not met (not as converged)."""
+    ev = _spectrum(n=30)
+    H, _ = _matrix(ev, seed=5)
+    Hj = jnp.asarray(H, jnp.float32)
+    v0 = hessian.start_vector(30, jnp.float32)
+    eig = hessian.lanczos(lambda x: Hj @ x, v0, 30, 1e-9)
+    assert not bool(eig.converged)
+    assert float(eig.bound) >= hessian.FLOOR * np.finfo(np.float32).eps * 0.3
+    assert abs(float(eig.value) - 10.0) <= 1e-5 * 10  # still as accurate as float32 allows
+    ok = hessian.lanczos(lambda x: Hj @ x, v0, 30, 1e-4)
+    assert bool(ok.converged) and abs(float(ok.value) - 10.0) / 10 <= float(ok.bound)
+
+
+def test_works_under_jit_vmap_map_and_scan(x64):
+    """The while_loop estimator gives the same answers one by one, vmapped (runs until every
+    member has stopped, each keeping its own state), under lax.map and inside lax.scan."""
+    mats = [jnp.asarray(_matrix(_spectrum(n=30, seed=s, top=(10.0 + s, 8.0, 6.0)), seed=s)[0])
+            for s in range(3)]
+    Hs = jnp.stack(mats)
+    v0 = hessian.start_vector(30, jnp.float64)
+    for method, tol in (("lanczos", 1e-6), ("power", 1e-3)):
+        one = lambda H: hessian.top_eigenvalue(lambda x: H @ x, v0, method, 300, tol)
+        singles = [jax.jit(one)(H) for H in mats]
+        batched = jax.jit(jax.vmap(one))(Hs)
+        mapped = jax.jit(lambda Hs: jax.lax.map(one, Hs))(Hs)
+        scanned = jax.jit(lambda Hs: jax.lax.scan(lambda c, H: (c, one(H)), 0, Hs)[1])(Hs)
+        assert len({int(s.n_matvec) for s in singles}) >= 1
+        for out in (batched, mapped, scanned):
+            for i, s in enumerate(singles):
+                assert float(out.value[i]) == pytest.approx(float(s.value), rel=1e-12)
+                assert int(out.n_matvec[i]) == int(s.n_matvec)
+                assert bool(out.converged[i]) == bool(s.converged)
+                assert float(out.bound[i]) == pytest.approx(float(s.bound), rel=1e-6, abs=1e-15)
+
+
+def test_warm_start_tracks_through_a_crossing_of_the_top_two(x64):
+    """A path H(t) whose top two eigenvalues cross while their eigenvectors rotate (as a
+    network's Hessian does during training). Each measurement is warm-started from the previous
+    vector; every estimate is within its bound of eigh's lambda_max, before, at and after the
+    crossing, and most cost few products."""
+    n = 50
+    rng = np.random.default_rng(7)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    bulk = rng.uniform(-1.0, 3.0, n - 2)
+    v = hessian.start_vector(n, jnp.float64)
+    spent = []
+    for t in np.linspace(0.0, 1.0, 41):
+        l1, l2 = 10.0 - 4.0 * t, 8.0 + 0.0 * t  # l1 falls through l2 at t = 0.5
+        phi = 0.6 * np.pi * t  # the two eigenvectors rotate in their plane
+        R = np.eye(n)
+        R[:2, :2] = [[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]]
+        Qt = Q @ R
+        H = Qt @ np.diag(np.concatenate([[l1, l2], bulk])) @ Qt.T
+        Hj = jnp.asarray(H)
+        eig = hessian.lanczos(lambda x: Hj @ x, v, 40, 1e-3)
+        top = max(l1, l2)
+        assert bool(eig.converged)
+        assert 0 <= (top - float(eig.value)) / top <= float(eig.bound) + 1e-12, t
+        spent.append(int(eig.n_matvec))
+        v = eig.vector
+    assert np.median(spent) <= 6
+
+
+def test_bad_arguments_are_rejected():
+    v0 = hessian.start_vector(4)
+    mv = lambda x: x
+    with pytest.raises(hessian.ConfigError, match="^sharpness_iters:"):
+        hessian.lanczos(mv, v0, 0)
+    with pytest.raises(hessian.ConfigError, match="^sharpness_tol:"):
+        hessian.lanczos(mv, v0, 5, -1e-3)
+    with pytest.raises(hessian.ConfigError, match="^sharpness_tol:"):
+        hessian.power_iteration(mv, v0, 5, float("nan"))
+    with pytest.raises(hessian.ConfigError, match="^sharpness_method:"):
+        hessian.top_eigenvalue(mv, v0, "arnoldi")

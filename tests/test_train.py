@@ -211,7 +211,7 @@ def test_sharpness_every_k():
     params, aux = models.init_many(model, models.seed_keys([1]), data.x_meas)
     n_par = models.num_params(_seed(params, 0))
     assert n_par == 16 * 4 + 4 * 10
-    cfg1 = TrainConfig(batch_size=32, num_steps=6, sharpness_iters=n_par)
+    cfg1 = TrainConfig(batch_size=32, num_steps=6, sharpness_iters=n_par, sharpness_tol=0.0, lambda0_tol=0.0)
     cfg3 = cfg1.replace(sharpness_every=3)
     lam0 = train.initial_sharpness(model, params, aux, data, cfg1)
     batches = jnp.asarray(train.batch_schedule(128, 32, 6, 1))
@@ -227,6 +227,15 @@ def test_sharpness_every_k():
     np.testing.assert_allclose(s3[..., measured], s1[..., measured], rtol=1e-4)
     # the loss does not depend on when the sharpness is measured: bit-identical
     np.testing.assert_array_equal(np.asarray(sparse.loss), np.asarray(every.loss))
+    assert np.all(np.asarray(sparse.sharpness_matvecs)[..., ~measured] == 0)
+    # the adaptive default (sharpness_tol 1e-3, warm starts) meets its claim against the exact
+    # full-order values at every step, and spends far fewer products
+    adaptive = train.run_grid(model, params, aux, lam0, c, data, batches, cfg1.replace(sharpness_tol=1e-3))
+    sa = np.asarray(adaptive.sharpness)
+    assert np.all(np.asarray(adaptive.sharpness_converged)[..., 1:])
+    assert np.all(np.abs(sa[..., 1:] - s1[..., 1:]) <= 1e-3 * np.abs(s1[..., 1:]) + 1e-6)
+    spent = np.asarray(adaptive.sharpness_matvecs)[..., 1:]
+    assert np.all(spent >= 1) and np.median(spent) < np.median(np.asarray(every.sharpness_matvecs)[..., 1:])
 
 
 def test_sharpness_steps_schedule():
@@ -249,7 +258,7 @@ def test_log_spaced_sharpness_in_a_run():
     model = models.build(ModelConfig(depth=2, width=4))
     params, aux = models.init_many(model, models.seed_keys([1]), data.x_meas)
     n_par = models.num_params(_seed(params, 0))
-    cfg1 = TrainConfig(batch_size=32, num_steps=12, sharpness_iters=n_par)
+    cfg1 = TrainConfig(batch_size=32, num_steps=12, sharpness_iters=n_par, sharpness_tol=0.0, lambda0_tol=0.0)
     cfgl = cfg1.replace(sharpness_every=12, sharpness_per_decade=3)
     lam0 = train.initial_sharpness(model, params, aux, data, cfg1)
     batches = jnp.asarray(train.batch_schedule(128, 32, 12, 1))

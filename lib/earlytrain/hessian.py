@@ -1,37 +1,80 @@
-"""Top Hessian eigenvalue (the sharpness lambda^H) from Hessian-vector products.
+"""Top Hessian eigenvalue (the sharpness lambda^H) from Hessian-vector products, with a
+stopping rule that certifies the accuracy it claims.
 
-All estimators take a ``matvec`` v [n] -> H v [n] on a flat parameter vector, are pure JAX
-(``lax.fori_loop`` / ``lax.scan``) and so vmap over seeds and learning rates. Each returns an
-``Eig`` with the estimate, its unit eigenvector, the residual |Hv - lambda v| / |lambda| (an
-a-posteriori check that costs one extra product), the number of products and a converged flag.
+All estimators take a ``matvec`` v [n] -> H v [n] on a flat parameter vector, are pure JAX (a
+``lax.while_loop`` over a static buffer) and so work inside ``jit``, ``vmap``, ``lax.map`` and
+``lax.scan``. Each returns an ``Eig``: the estimate, its unit eigenvector, the relative residual
+|Hv - lambda v| / |lambda|, a bound on the relative error of the estimate, the number of
+products actually spent and whether the bound met the requested ``tol``.
 
+* ``lanczos`` (full re-orthogonalisation) returns the largest *algebraic* Ritz value and stops
+  at the first step whose error bound (below) is <= tol * |value|; ``order`` is a cap.
 * ``power_iteration`` is what the paper's code does (20 iterations from PRNGKey(24)). It finds
-  the eigenvalue of largest *magnitude* and converges like (lambda_2 / lambda_1)^k, slowly when
-  the spectral gap is small.
-* ``lanczos`` (full re-orthogonalisation) builds an order-m Krylov basis and returns the largest
-  *algebraic* Ritz value; for the same number of products it is far more accurate, which matters
-  because c_sharp compares lambda_t / lambda_0 with 1 to two decimals.
+  the eigenvalue of largest *magnitude*, converges like (lambda_2 / lambda_1)^k and stops when
+  its residual bound is <= tol * |value|; ``num_iters`` is a cap.
+* ``linearized_hvp`` computes the primal (forward and backward pass) once per measurement and
+  then only tangents: every product of one estimate shares it.
 * ``dense_hessian`` is the exact reference for tests on tiny networks (float64).
+
+**The error bounds.** Let theta_1 >= theta_2 be the top two Ritz values of the Lanczos matrix T_k,
+y the unit Ritz vector of theta_1 and r = |H y - theta_1 y| = beta_k |s_k| (the last entry of
+T_k's eigenvector times the next Lanczos coefficient: free, no extra product). Ritz values never
+exceed lambda_1 (interlacing), so the error lambda_1 - theta_1 is >= 0, and
+
+1. *residual bound* (Krylov-Weinstein / Bauer-Fike): some eigenvalue of H lies within r of
+   theta_1; it is lambda_1 whenever theta_1 approximates the top eigenvalue (see the caveat), so
+   lambda_1 - theta_1 <= r. Rigorous, but pessimistic: the error is really O(r^2).
+2. *gap bound* (Kato-Temple), used once k >= 3: if lambda_2 <= a < theta_1 then
+   lambda_1 - theta_1 <= r^2 / (theta_1 - a). ``a`` = theta_2 + r_2 (the second Ritz value plus
+   its own residual, a gap *estimate*: some eigenvalue lies within r_2 of theta_2, and this
+   bound is rigorous when that eigenvalue is lambda_2). At k = 2 the second Ritz vector is just
+   the residual direction of the start vector, a mixture of the whole spectrum whose Rayleigh
+   quotient says little about lambda_2: on the book's warm-started trajectories the gap bound
+   at k = 2 claimed 1e-3 where the error was 3e-3, so it waits for k = 3 (``GAP_MIN_K``).
+
+The bound reported (``Eig.bound``, relative to |theta_1|) is min(1, 2), never below the rounding
+floor of the computation (a multiple of the working precision's epsilon times |T|), so a
+tolerance the arithmetic cannot certify is never reported as met. Power iteration has only the
+residual bound. Caveats shared by every method that only sees products: an eigenvalue whose
+eigenvector is orthogonal to the Krylov space cannot be seen (a random start makes that an event
+of probability zero; a warm start keeps it so while the top eigenvector moves continuously,
+tested through a crossing of the top two eigenvalues); and when the top two eigenvalues are
+nearly equal (a relative gap below ~sqrt(tol)) the top Ritz value can settle on the pair before
+the Krylov space resolves it, so theta_2 + r_2 underestimates lambda_2 and the gap bound is too
+small (tests/test_hessian.py shows it on a spectrum with lambda_2 = 0.99 lambda_1). Bound 1 still
+holds there for *an* eigenvalue; tol = 0 with a fixed ``order`` is the fully conservative choice.
+
+**Precision.** The k x k tridiagonal eigenproblem is solved in float64 when x64 is enabled, and
+is otherwise *guarded*: T is divided by its scale |T| (the largest |alpha|, |beta| so far)
+before ``eigh``, so the result is independent of the scale of H (``top_eigenvalue(s * A)`` =
+``s * top_eigenvalue(A)`` for s from 1e-8 to 1e8, tested), and the rounding floor above is
+added to the bound. A breakdown (beta ~ 0: the Krylov space is invariant) is detected relative
+to that same scale, stops the iteration, and leaves an exact (to rounding) Ritz value.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .errors import check_choice, check_int
+from .errors import ConfigError, check, check_choice, check_int  # noqa: F401 (re-exported)
 
 POWER_KEY = 24  # the paper's fixed start vector key
+BREAKDOWN = 100  # beta <= BREAKDOWN * eps * |T| counts as a breakdown (invariant Krylov space)
+FLOOR = 16       # rounding floor of a Ritz value: FLOOR * eps * |T| (eps of the vectors' dtype)
+GAP_MIN_K = 3    # the gap bound needs a Krylov space of dimension >= 3 (see the module docstring)
 
 
 class Eig(NamedTuple):
     value: jax.Array        # [] estimate of the top eigenvalue
     vector: jax.Array       # [n] unit eigenvector estimate
     residual: jax.Array     # [] |H v - value v| / |value|
-    n_matvec: jax.Array     # [] Hessian-vector products spent
-    converged: jax.Array    # [] residual < tol
+    n_matvec: jax.Array     # [] Hessian-vector products spent (int32)
+    converged: jax.Array    # [] bound <= tol
+    bound: jax.Array        # [] bound on the relative error |lambda_top - value| / |value|
 
 
 def flat_loss(loss_of_params: Callable, params):
@@ -41,9 +84,19 @@ def flat_loss(loss_of_params: Callable, params):
 
 
 def hvp(f_flat: Callable, p: jax.Array) -> Callable[[jax.Array], jax.Array]:
-    """v -> H(p) v by forward-over-reverse differentiation (no Hessian is ever formed)."""
+    """v -> H(p) v by forward-over-reverse differentiation (no Hessian is ever formed).
+    Every call re-runs the primal; ``linearized_hvp`` shares it between calls."""
     grad = jax.grad(f_flat)
     return lambda v: jax.jvp(grad, (p,), (v,))[1]
+
+
+def linearized_hvp(f_flat: Callable, p: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """v -> H(p) v, the same products as ``hvp`` with the primal computed once.
+
+    ``jax.linearize`` of the gradient runs the forward and backward pass at p once, keeps the
+    intermediates, and returns the linear map v -> d(grad)(p) v, which evaluates tangents only:
+    all the products of one estimate (inside its while_loop) share that primal."""
+    return jax.linearize(jax.grad(f_flat), p)[1]
 
 
 def _normalize(v: jax.Array, fallback: jax.Array) -> jax.Array:
@@ -59,84 +112,130 @@ def start_vector(n: int, dtype=jnp.float32, key: int = POWER_KEY) -> jax.Array:
     return v / jnp.linalg.norm(v)
 
 
-def _residual(hv, value, vector):
-    """|Hv - value v| / |value| (guarded against value = 0)."""
-    return jnp.linalg.norm(hv - value * vector) / jnp.maximum(jnp.abs(value), jnp.finfo(vector.dtype).tiny)
+def _relative(err, value):
+    """err / |value|, 0 where err = 0 (an exact answer, even value = 0), inf where value = 0."""
+    safe = jnp.where(value == 0, 1.0, jnp.abs(value))
+    return jnp.where(err == 0, 0.0, jnp.where(value == 0, jnp.inf, err / safe))
 
 
-def _finish(matvec, value, vector, n, tol) -> Eig:
-    residual = _residual(matvec(vector), value, vector)
-    return Eig(value, vector, residual, jnp.asarray(n + 1), residual < tol)
+def _check_args(num_iters, tol, param="sharpness_iters"):
+    if not isinstance(num_iters, jax.core.Tracer):  # power iteration's cap may be traced
+        check_int(num_iters, param, minimum=1)
+    check(isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0 <= tol < float("inf"),
+          "sharpness_tol", "a finite number >= 0 (0: always run to the cap)", tol)
 
 
 def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: float = 1e-2) -> Eig:
-    """The paper's estimator: v <- H v / |v| repeated, lambda = <v, Hv> at the end.
+    """The paper's estimator: v <- H v / |H v|; value = <v, H v> (largest *magnitude*).
 
-    Returns the eigenvalue of largest magnitude (if the most negative eigenvalue dominates,
-    that is what it finds: see the tests). Costs num_iters + 1 products (+1 for the residual).
+    Stops at the first product where the residual bound |Hv - value v| / |value| <= tol;
+    ``num_iters`` caps the products (the paper's 20 iterations: tol = 0, num_iters = 20).
+    Each product yields the value, its vector and its residual: n_matvec products in all.
     """
-    v0 = _normalize(v0, v0)
-
-    def body(_, v):
-        return matvec(_normalize(v, v0))
-    v = jax.lax.fori_loop(0, num_iters, body, v0)
-    v = _normalize(v, v0)
-    hv = matvec(v)
-    value = jnp.vdot(v, hv)
-    residual = _residual(hv, value, v)
-    return Eig(value, v, residual, jnp.asarray(num_iters + 1), residual < tol)
-
-
-def lanczos_tridiag(matvec: Callable, v0: jax.Array, order: int):
-    """Order-m Lanczos with full re-orthogonalisation.
-
-    Returns (alphas [m], betas [m-1], basis V [m, n]) with V orthonormal and
-    T = tridiag(betas, alphas, betas) = V H V^T. A breakdown (beta ~ 0, an invariant subspace)
-    leaves zero rows in V, which only adds zero Ritz values.
-    """
-    n = v0.shape[0]
+    _check_args(num_iters, tol)
     dtype = v0.dtype
-    tiny = jnp.finfo(dtype).eps * 10
-    basis = jnp.zeros((order, n), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    v0 = _normalize(v0, start_vector(v0.shape[0], dtype))
+    floor = FLOOR * jnp.finfo(dtype).eps
 
-    def step(carry, j):
-        basis, beta_prev = carry
-        v = basis[j]
+    def cond(s):
+        return (s[0] < num_iters) & ~s[-1]
+
+    def body(s):
+        i, v = s[0], s[1]
         w = matvec(v)
-        alpha = jnp.vdot(v, w)
-        w = w - alpha * v - beta_prev * jnp.where(j > 0, basis[jnp.maximum(j - 1, 0)], 0.0)
-        for _ in range(2):  # twice is enough (Kahan / Parlett)
-            w = w - basis.T @ (basis @ w)
-        beta = jnp.linalg.norm(w)
-        nxt = jnp.where(beta > tiny, w / jnp.where(beta > tiny, beta, 1.0), 0.0)
-        # update one row in place (a where over the whole basis would copy it every step)
-        last = jnp.minimum(j + 1, order - 1)
-        basis = basis.at[last].set(jnp.where(j + 1 < order, nxt, basis[last]))
-        return (basis, beta), (alpha, beta)
+        value = jnp.vdot(v, w)
+        r = jnp.linalg.norm(w - value * v)
+        err = jnp.where(r == 0, 0.0, jnp.maximum(r, floor * jnp.linalg.norm(w)))
+        bound = _relative(err, value)
+        return i + 1, _normalize(w, v), v, value, _relative(r, value), bound, bound <= tol
 
-    (basis, _), (alphas, betas) = jax.lax.scan(step, (basis, jnp.zeros((), dtype)), jnp.arange(order))
-    return alphas, betas[:-1], basis
+    zero, inf = jnp.zeros((), dtype), jnp.asarray(jnp.inf, dtype)
+    i, _, vec, value, resid, bound, done = jax.lax.while_loop(
+        cond, body, (jnp.int32(0), v0, v0, zero, inf, inf, jnp.asarray(False)))
+    return Eig(value, vec, resid, i, done, bound)
+
+
+def _tridiag_eig(alphas, betas, k, scale):
+    """Eigen-decomposition of the leading k x k block of T = tridiag(betas, alphas, betas),
+    divided by ``scale``: (theta [m] ascending, S [m, m]) in units of ``scale``.
+
+    alphas, betas [m]; betas[j] couples j and j + 1. Entries past k are decoupled and placed at
+    -4, below every eigenvalue of the live block (its entries are <= 1 in these units, so its
+    eigenvalues lie in [-3, 3], Gershgorin). float64 when x64 is enabled."""
+    m = alphas.shape[0]
+    idx = jnp.arange(m)
+    dt = jnp.float64 if jax.config.jax_enable_x64 else alphas.dtype
+    s = jnp.where(scale > 0, scale, 1.0)
+    a = jnp.where(idx < k, alphas / s, -4.0).astype(dt)
+    b = jnp.where(idx[:-1] < k - 1, betas[:-1] / s, 0.0).astype(dt)
+    T = jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1)
+    theta, S = jnp.linalg.eigh(T)
+    S = jnp.where((idx < k)[:, None], S, 0.0)  # exact zeros outside the live block
+    return theta.astype(alphas.dtype), S.astype(alphas.dtype)
+
+
+def _ritz_bound(alphas, betas, k, scale, floor):
+    """Relative error bound of the top Ritz value of T_k (k = products so far) and that value.
+
+    Returns (theta_1 in absolute units, relative residual r / |theta_1|, relative bound)."""
+    theta, S = _tridiag_eig(alphas, betas, k, scale)
+    beta = betas[k - 1] / jnp.where(scale > 0, scale, 1.0)  # couples T_k to the next vector
+    t1, t2 = theta[-1], theta[-2]
+    r1 = beta * jnp.abs(S[k - 1, -1])
+    r2 = beta * jnp.abs(S[k - 1, -2])
+    delta = t1 - t2 - r2
+    gap_ok = (k >= GAP_MIN_K) & (delta > 0)
+    gap_bound = jnp.where(gap_ok, r1 ** 2 / jnp.where(gap_ok, delta, 1.0), jnp.inf)
+    err = jnp.maximum(jnp.minimum(r1, gap_bound), floor)
+    err = jnp.where(scale > 0, err, 0.0)  # H v = 0 on the whole Krylov space: exact
+    value = t1 * scale
+    return value, _relative(r1 * scale, value), _relative(err * scale, value)
 
 
 def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2) -> Eig:
-    """Largest algebraic eigenvalue from an order-m Lanczos run (m + 1 products with the residual)."""
-    alphas, betas, basis = lanczos_tridiag(matvec, v0, order)
-    # After a breakdown (beta ~ 0) the Krylov space is invariant and the remaining steps are
-    # empty: move their diagonal entries below every live Ritz value (Rayleigh quotients lie in
-    # [min alpha_live, max alpha_live] ... within the live block's spectrum), so they can never
-    # be returned as the top eigenvalue.
-    tiny = jnp.finfo(alphas.dtype).eps * 10
-    alive = jnp.concatenate([jnp.ones(1, bool), jnp.cumprod(betas > tiny).astype(bool)])
-    live_min = jnp.min(jnp.where(alive, alphas, jnp.inf))
-    live_max = jnp.max(jnp.where(alive, alphas, -jnp.inf))
-    alphas = jnp.where(alive, alphas, live_min - (live_max - live_min) - 1.0)
-    betas = jnp.where(alive[1:], betas, 0.0)
-    tri = jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
-    theta, s = jnp.linalg.eigh(tri)
-    value = theta[-1]
-    v0n = _normalize(v0, v0)
-    vector = _normalize(basis.T @ s[:, -1], v0n)
-    return _finish(matvec, value, vector, order, tol)
+    """Largest algebraic eigenvalue by Lanczos with full re-orthogonalisation, stopped at the
+    first step k whose bound (module docstring) is <= tol, or at k = ``order`` (the cap).
+
+    n_matvec = k products: the residual comes from the recurrence, not from an extra product.
+    tol = 0 runs to the cap (a fixed-order Lanczos). Works under jit / vmap / lax.map / scan:
+    the basis is a static [order, n] buffer and the steps a while_loop."""
+    _check_args(order, tol)
+    n, dtype = v0.shape[0], v0.dtype
+    m = order
+    eps = jnp.finfo(dtype).eps
+    v0 = _normalize(v0, start_vector(n, dtype))
+    basis = jnp.zeros((m, n), dtype).at[0].set(v0)
+    zeros = jnp.zeros(m, dtype)
+
+    def cond(s):
+        return (s["k"] < m) & ~s["done"]
+
+    def body(s):
+        j, basis = s["k"], s["basis"]
+        v = basis[j]
+        w = matvec(v)
+        alpha = jnp.vdot(v, w)
+        beta_prev = jnp.where(j > 0, s["betas"][jnp.maximum(j - 1, 0)], 0.0)
+        w = w - alpha * v - beta_prev * basis[jnp.maximum(j - 1, 0)]
+        for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan / Parlett)
+            w = w - basis.T @ (basis @ w)
+        beta = jnp.linalg.norm(w)
+        scale = jnp.maximum(s["scale"], jnp.maximum(jnp.abs(alpha), beta))
+        broke = beta <= BREAKDOWN * eps * scale
+        alphas, betas = s["alphas"].at[j].set(alpha), s["betas"].at[j].set(beta)
+        value, resid, bound = _ritz_bound(alphas, betas, j + 1, scale, FLOOR * eps)
+        nxt = jnp.where(broke, 0.0, w / jnp.where(broke, 1.0, beta))
+        basis = basis.at[jnp.minimum(j + 1, m - 1)].set(jnp.where(j + 1 < m, nxt, basis[m - 1]))
+        return dict(k=j + 1, basis=basis, alphas=alphas, betas=betas, scale=scale,
+                    done=(bound <= tol) | broke, value=value, resid=resid, bound=bound)
+
+    inf = jnp.asarray(jnp.inf, dtype)
+    s = jax.lax.while_loop(cond, body, dict(
+        k=jnp.int32(0), basis=basis, alphas=zeros, betas=zeros, scale=jnp.zeros((), dtype),
+        done=jnp.asarray(False), value=jnp.zeros((), dtype), resid=inf, bound=inf))
+    _, S = _tridiag_eig(s["alphas"], s["betas"], s["k"], s["scale"])
+    vector = _normalize(s["basis"].T @ S[:, -1], v0)
+    return Eig(s["value"], vector, s["resid"], s["k"], s["bound"] <= tol, s["bound"])
 
 
 METHODS = ("lanczos", "power")
@@ -144,9 +243,9 @@ METHODS = ("lanczos", "power")
 
 def top_eigenvalue(matvec: Callable, v0: jax.Array, method: str = "lanczos", num_iters: int = 20,
                    tol: float = 1e-2) -> Eig:
-    """Dispatch: ``num_iters`` is the Lanczos order or the number of power iterations."""
+    """Dispatch. ``num_iters`` caps the products (Lanczos order / power iterations); ``tol`` is
+    the relative accuracy at which the estimate stops (0: always run to the cap)."""
     check_choice(method, "sharpness_method", METHODS)
-    check_int(num_iters, "sharpness_iters", minimum=2)
     if method == "lanczos":
         return lanczos(matvec, v0, num_iters, tol)
     return power_iteration(matvec, v0, num_iters, tol)
@@ -154,11 +253,12 @@ def top_eigenvalue(matvec: Callable, v0: jax.Array, method: str = "lanczos", num
 
 def loss_sharpness(loss_of_params: Callable, params, v0=None, method: str = "lanczos",
                    num_iters: int = 20, tol: float = 1e-2) -> Eig:
-    """Top Hessian eigenvalue of ``loss_of_params`` at ``params`` (any pytree)."""
+    """Top Hessian eigenvalue of ``loss_of_params`` at ``params`` (any pytree); the products
+    share one linearization of the gradient (``linearized_hvp``)."""
     flat, f = flat_loss(loss_of_params, params)
     if v0 is None:
         v0 = start_vector(flat.shape[0], flat.dtype)
-    return top_eigenvalue(hvp(f, flat), v0, method, num_iters, tol)
+    return top_eigenvalue(linearized_hvp(f, flat), v0, method, num_iters, tol)
 
 
 def dense_hessian(loss_of_params: Callable, params) -> jax.Array:

@@ -156,6 +156,8 @@ class _Point:
                                                         cfg.train.num_steps, cfg.train.sgd_seed))
         self.memo: dict[tuple[bool, int, int], dict] = {}
         self.n_runs = {False: 0, True: 0}
+        self.n_matvecs = 0      # Hessian-vector products spent by the sharpness runs (after lambda_0)
+        self.n_unconverged = 0  # estimates whose error bound did not meet sharpness_tol
 
     def run(self, c: np.ndarray, sharp: bool, chunk: int) -> train.Trajectory:
         """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``."""
@@ -170,7 +172,13 @@ class _Point:
             tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg)
             pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
         self.n_runs[sharp] += S * K
-        return jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
+        tr = jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
+        if sharp:
+            after0 = (slice(None), slice(None), slice(1, None))  # step 0 is lambda_0, counted once
+            measured = tr.sharpness_matvecs[after0] > 0
+            self.n_matvecs += int(tr.sharpness_matvecs[after0].sum())
+            self.n_unconverged += int((measured & ~tr.sharpness_converged[after0]).sum())
+        return tr
 
     def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
         """Run seed s at grid index idx[s, k] (memoised: a batch where every run is known is not
@@ -218,7 +226,10 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     out["c_max_censored"] = ("seed", i_div == n)
     out["lambda0"] = ("seed", np.asarray(pt.lam0.value, float))
     out["lambda0_residual"] = ("seed", np.asarray(pt.lam0.residual, float))
+    out["lambda0_bound"] = ("seed", np.asarray(pt.lam0.bound, float))
+    out["lambda0_matvecs"] = ("seed", np.asarray(pt.lam0.n_matvec, int))
     out.attrs.update(n_loss_runs=pt.n_runs[False], n_sharpness_runs=pt.n_runs[True],
+                     n_sharpness_matvecs=pt.n_matvecs, n_sharpness_unconverged=pt.n_unconverged,
                      grid_points=n, search=cfg.search)
     return out
 
@@ -227,13 +238,19 @@ def _points(cfg: SweepConfig):
     return [(d, w) for d in cfg.depths for w in cfg.widths]
 
 
+COST_ATTRS = ("n_loss_runs", "n_sharpness_runs", "n_sharpness_matvecs", "n_sharpness_unconverged")
+
+
 def phase_sweep(cfg: SweepConfig, progress: bool = True) -> xr.Dataset:
-    """Critical constants over (depth, width, seed); each (depth, width) cached on its own."""
+    """Critical constants over (depth, width, seed); each (depth, width) cached on its own.
+    The cost of each point (runs, Hessian-vector products, unconverged estimates: COST_ATTRS)
+    comes along as variables over (depth, width)."""
     point_fn = cache.cached(critical_point, name="sweep.critical_point")
     parts = []
     for d, w in tqdm(_points(cfg), desc=f"phase sweep ({cfg.dataset})", disable=not progress):
         ds = point_fn(cfg.replace(depths=(d,), widths=(w,)))
-        parts.append(ds.drop_attrs().expand_dims(depth=[d], width=[w]))
+        costs = {k: ds.attrs.get(k, -1) for k in COST_ATTRS}  # -1: not recorded
+        parts.append(ds.drop_attrs().assign(costs).expand_dims(depth=[d], width=[w]))
     out = xr.combine_by_coords(parts)
     out["c"] = ("c", cfg.c_grid)
     out.attrs["config"] = cache.canonical_json(cfg)

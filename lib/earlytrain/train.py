@@ -17,6 +17,7 @@ back into the computation, so no NaN reaches other runs of the same batch.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -44,8 +45,9 @@ class TrainConfig:
     sharpness_every: int = 1          # ... after every k-th step only (NaN in between)
     sharpness_per_decade: int = 0     # > 0: also at this many log-spaced steps per decade
     sharpness_method: str = "lanczos"  # "lanczos" or "power" (the paper's)
-    sharpness_iters: int = 20         # Lanczos order / power iterations per measurement
-    sharpness_tol: float = 1e-2       # residual below which an estimate counts as converged
+    sharpness_iters: int = 20         # cap on the Hessian-vector products of one measurement
+    sharpness_tol: float = 1e-3       # relative accuracy at which a measurement stops (0: cap)
+    lambda0_tol: float = 1e-4         # ... for lambda_0, the denominator of c and of every ratio
     sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
 
     def __post_init__(self):
@@ -55,10 +57,15 @@ class TrainConfig:
         check_int(self.num_steps, "num_steps", minimum=1)
         check_positive(self.div_threshold, "div_threshold")
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
-        check_int(self.sharpness_iters, "sharpness_iters", minimum=2)
+        check_int(self.sharpness_iters, "sharpness_iters", minimum=1)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)
         check_int(self.sharpness_per_decade, "sharpness_per_decade", minimum=0)
-        check_positive(self.sharpness_tol, "sharpness_tol")
+        check(isinstance(self.sharpness_tol, numbers.Real) and 0 <= self.sharpness_tol < 1
+              and not isinstance(self.sharpness_tol, bool), "sharpness_tol",
+              "a number in [0, 1) (0: always spend sharpness_iters products)", self.sharpness_tol)
+        check(isinstance(self.lambda0_tol, numbers.Real) and 0 <= self.lambda0_tol < 1
+              and not isinstance(self.lambda0_tol, bool), "lambda0_tol",
+              "a number in [0, 1) (0: always spend 2 * sharpness_iters products)", self.lambda0_tol)
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
 
     def replace(self, **kw) -> "TrainConfig":
@@ -81,6 +88,9 @@ class Trajectory(NamedTuple):
     sharpness: jax.Array         # [T+1] top Hessian eigenvalue (NaN if not measured / diverged)
     sharpness_residual: jax.Array  # [T+1] |Hv - lambda v| / |lambda| of each estimate
     diverged: jax.Array          # [T+1] bool, True from the divergence step on
+    sharpness_matvecs: jax.Array   # [T+1] int32 Hessian-vector products spent (0: not measured)
+    sharpness_converged: jax.Array  # [T+1] bool: the estimate met its tolerance (False: not
+    #                                 measured, or the cap was reached first)
 
 
 def batch_schedule(n: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:
@@ -148,16 +158,18 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
 
     def sharpness(p, v):
         eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v)
-        return eig.value, eig.residual, eig.vector
+        return eig.value, eig.residual, eig.vector, eig.n_matvec, eig.converged
 
     when = sharpness_steps(cfg)
+
+    def skip(p, v):
+        return nan.astype(v.dtype), nan.astype(v.dtype), v, jnp.int32(0), jnp.asarray(False)
 
     def sharpness_or_skip(now, params, v):
         if when.all():
             return sharpness(params, v)
         # ``now`` is shared by all vmapped runs, so this cond stays a real branch under vmap
-        return jax.lax.cond(now, sharpness,
-                            lambda p, v: (nan.astype(v.dtype), nan.astype(v.dtype), v), params, v)
+        return jax.lax.cond(now, sharpness, skip, params, v)
 
     def step(carry, xs):
         now, idx = xs
@@ -176,26 +188,29 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverged, b, a), new, old)
         params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         if cfg.measure_sharpness:
-            sharp, resid, vec = sharpness_or_skip(now, params, v)
+            sharp, resid, vec, nmv, conv = sharpness_or_skip(now, params, v)
             v = jnp.where(diverged, v, vec)
         else:
             sharp = resid = nan
+            nmv, conv = jnp.int32(0), jnp.asarray(False)
         out = (jnp.where(diverged, nan, loss), jnp.where(diverged, nan, acc),
-               jnp.where(diverged, nan, sharp), jnp.where(diverged, nan, resid), diverged)
+               jnp.where(diverged, nan, sharp), jnp.where(diverged, nan, resid), diverged,
+               jnp.where(diverged, 0, nmv), conv & ~diverged)
         return (params, opt_state, diverged, v), out
 
     loss0, acc0 = measure(params0)
     carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector)
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
-    (params_T, *_), (loss, acc, sharp, resid, div) = jax.lax.scan(
+    (params_T, *_), (loss, acc, sharp, resid, div, nmv, conv) = jax.lax.scan(
         step, carry0, (jnp.asarray(when), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
-        lam_value, lam_resid = nan, nan
+        lam = (nan, nan, 0, False)
     else:
-        lam_value, lam_resid = lam0.value, lam0.residual
-    return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam_value, sharp),
-                      prepend(lam_resid, resid), prepend(False, div)), params_T
+        lam = (lam0.value, lam0.residual, lam0.n_matvec, lam0.converged)
+    return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam[0], sharp),
+                      prepend(lam[1], resid), prepend(False, div), prepend(lam[2], nmv),
+                      prepend(lam[3], conv)), params_T
 
 
 TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests count compiles
@@ -205,11 +220,16 @@ TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests 
 def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConfig) -> hessian.Eig:
     """lambda_0 for a batch of initialisations: params/aux with leading axis S -> Eig of [S].
 
-    Uses twice the per-step Lanczos order / iterations: lambda_0 is the denominator of every
-    c = eta * lambda_0 and of every ratio lambda_t / lambda_0, and it is measured from a cold
-    start while later steps are warm-started, so it gets the larger budget (once per seed)."""
+    Stops at ``cfg.lambda0_tol`` (1e-4 by default, 10x tighter than the per-step 1e-3) with a
+    cap of twice the per-step products: lambda_0 is the denominator of every c = eta * lambda_0
+    and of every ratio lambda_t / lambda_0, and it is measured from a cold start while later
+    steps are warm-started. Why these tolerances: c_sharp compares lambda_t / lambda_0 rounded
+    to 1e-2 with 1, so the ratio needs an accuracy well below 5e-3 (1e-3 + 1e-4 here); c lives
+    on a grid with steps of 7 % (x_step = 0.1), so an error of 1e-4 in lambda_0 moves eta by a
+    70th of a grid step and can change a critical constant only for a run sitting that close
+    to its threshold."""
     TRACE_COUNT["lambda0"] += 1
-    cfg0 = cfg.replace(sharpness_iters=2 * cfg.sharpness_iters)
+    cfg0 = cfg.replace(sharpness_iters=2 * cfg.sharpness_iters, sharpness_tol=cfg.lambda0_tol)
     return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg0))(params, aux)
 
 

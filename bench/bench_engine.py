@@ -1,0 +1,213 @@
+"""Benchmark: the adaptive sharpness engine (issue "only the Hessian-vector products the answer needs").
+
+Part 1, cold top eigenvalue to 1e-3. An FCN of depth 4 and width 512 (~930k parameters) at
+initialisation, MSE on 2048 MNIST examples, float32. Reference: a fixed-order 80 Lanczos. Three
+ways to the top eigenvalue, timed (median of --repeats, compile excluded):
+  * adaptive: ``hessian.lanczos(linearized_hvp, v0, cap, tol=1e-3)``: stops by its bound;
+  * floor: one primal + gradient (``jax.linearize`` of the gradient) and then exactly the tangent
+    products that a Lanczos needs to be within 1e-3 of the reference (the smallest prefix of the
+    reference run that is): time = t(primal) + k * t(tangent), each measured;
+  * before: the library before this change: a fixed order-20 Lanczos on ``jvp(grad)`` products
+    (each re-running the primal) plus one product for the residual: 21 products.
+
+Part 2, tracked sharpness along the book's trajectories: an SGD run of 10 steps (d=4, w=256 at
+c = 2.5 and 8; d=8, w=32 at c = 8; MNIST, n_train 4096, n_measure 512, batch 512, the book's
+settings) through ``train.run_grid``: the products each warm-started measurement spent
+(``Trajectory.sharpness_matvecs``), and its error against a cold order-80 Lanczos at the same
+parameters (recovered by re-running the steps without sharpness).
+
+Part 3, one ``sweep.critical_point`` at the book's settings (d=4, w=256, MNIST, seeds 1-3,
+bisection on the 0.1 grid) in a fresh process each, without the persistent compilation cache:
+this tree vs the library at --baseline-rev (a git worktree of that revision): wall time and the
+constants per initialisation.
+
+Run:  .venv/bin/python bench/bench_engine.py [--parts 1 2 3] [--repeats 3] [--baseline-rev e77e27a]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import timing  # noqa: F401  (persistent compilation cache for this process)
+from timing import block
+from krylov import ritz_top as ritz_prefix, tridiag as reference_tridiag
+from earlytrain import data as et_data
+from earlytrain import hessian, losses, models, sweep, train
+from earlytrain.models import ModelConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+TOL = 1e-3
+
+
+def rel(a, b):
+    return abs(float(a) - float(b)) / abs(float(b))
+
+
+def part_cold(args):
+    d = et_data.load("mnist", n=args.n, seed=0)
+    x, y = jnp.asarray(d.x), jnp.asarray(d.y)
+    model = models.build(ModelConfig(depth=args.depth, width=args.width))
+    params, aux = model.init(jax.random.PRNGKey(1), x)
+    flat, f = hessian.flat_loss(lambda p: losses.mse(model.apply(p, aux, x), y), params)
+    n = flat.shape[0]
+    v0 = hessian.start_vector(n, flat.dtype)
+    print(f"\n== 1. cold top eigenvalue to {TOL:g}: FCN d={args.depth} w={args.width}, {args.n} MNIST "
+          f"examples, float32, n = {n:,} parameters")
+
+    lin = jax.jit(lambda p: hessian.linearized_hvp(f, p))
+    alphas, betas = reference_tridiag(hessian.linearized_hvp(f, flat), v0, args.ref_order)
+    ref = ritz_prefix(alphas, betas, args.ref_order)
+    half = ritz_prefix(alphas, betas, args.ref_order // 2)
+    k_need = next(k for k in range(1, args.ref_order + 1) if rel(ritz_prefix(alphas, betas, k), ref) <= TOL)
+    print(f"   reference: order {args.ref_order} lambda_1 = {ref:.6g} (order {args.ref_order // 2}: "
+          f"{rel(half, ref):.1e} rel.); the smallest order within {TOL:g} of it: {k_need}")
+
+    grad = jax.jit(jax.grad(f))
+    tangents = jax.jit(lambda p, v, m: jax.lax.fori_loop(
+        0, m, lambda _, u: hessian._normalize(hessian.linearized_hvp(f, p)(u), u), v), static_argnums=2)
+    adaptive = jax.jit(lambda p, v: hessian.lanczos(hessian.linearized_hvp(f, p), v, args.cap, TOL))
+
+    def before(p, v):  # the library before: order-20 Lanczos on jvp(grad), + 1 residual product
+        mv = hessian.hvp(f, p)
+        eig = hessian.lanczos(mv, v, 20, 0.0)
+        resid = jnp.linalg.norm(mv(eig.vector) - eig.value * eig.vector) / jnp.abs(eig.value)
+        return eig.value, resid
+    before = jax.jit(before)
+    for fn in (lambda: grad(flat), lambda: tangents(flat, v0, 10), lambda: tangents(flat, v0, 1),
+               lambda: adaptive(flat, v0), lambda: before(flat, v0)):
+        block(fn())  # compile
+    t_grad, _, _ = timing.timed(lambda: grad(flat), args.repeats)
+    t1, _, _ = timing.timed(lambda: tangents(flat, v0, 1), args.repeats)
+    t10, _, _ = timing.timed(lambda: tangents(flat, v0, 10), args.repeats)
+    t_tan = (t10 - t1) / 9
+    t_floor = t_grad + k_need * t_tan
+    t_ad, _, eig = timing.timed(lambda: adaptive(flat, v0), args.repeats)
+    t_bf, _, (v_bf, _) = timing.timed(lambda: before(flat, v0), args.repeats)
+    ok = rel(eig.value, ref) <= TOL and rel(eig.value, ref) <= float(eig.bound) + 1e-7
+    print(f"   one primal + gradient {1e3 * t_grad:.0f} ms; one tangent product {1e3 * t_tan:.0f} ms")
+    print(f"   {'':28s}{'products':>9s}{'time s':>9s}{'rel. error':>12s}{'bound':>10s}{'vs floor':>10s}")
+    print(f"   {'floor (needed products)':28s}{k_need:9d}{t_floor:9.2f}{'<= 1e-03':>12s}{'':>10s}{1:9.2f}x")
+    print(f"   {'adaptive (tol 1e-3)':28s}{int(eig.n_matvec):9d}{t_ad:9.2f}{rel(eig.value, ref):12.1e}"
+          f"{float(eig.bound):10.1e}{t_ad / t_floor:9.2f}x")
+    print(f"   {'before (order 20 + resid.)':28s}{21:9d}{t_bf:9.2f}{rel(v_bf, ref):12.1e}{'':>10s}"
+          f"{t_bf / t_floor:9.2f}x")
+    print(f"   adaptive vs before: {t_bf / t_ad:.2f}x faster; claimed accuracy met: {ok}")
+    return ok
+
+
+def part_tracked(args):
+    print(f"\n== 2. tracked sharpness, tol {TOL:g}, warm starts, 10 SGD steps (book settings)")
+    print(f"   {'run':16s}{'products per step (steps 1-10)':>42s}{'median':>8s}{'max err':>10s}{'ok':>4s}")
+    all_k, all_ok = [], True
+    for (d, w, c) in ((4, 256, 2.5), (4, 256, 8.0), (8, 32, 8.0)):
+        cfg = sweep.SweepConfig(dataset="mnist", n_train=4096, n_measure=512, depths=(d,), widths=(w,),
+                                seeds=(1,), train=train.TrainConfig(batch_size=512, num_steps=10))
+        pt = sweep._Point(cfg, d, w)
+        cs = jnp.asarray([[c]])
+        tr = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, cs, pt.data, pt.batches, cfg.train)
+        k = np.asarray(tr.sharpness_matvecs)[0, 0, 1:]
+        lam = np.asarray(tr.sharpness)[0, 0, 1:]
+        p = pt.params
+        one = cfg.train.replace(num_steps=1, measure_sharpness=False)
+        lf = train._loss_fn(pt.model, "mse")
+        ref_fn = jax.jit(lambda q, a: hessian.loss_sharpness(
+            lambda r: lf(r, a, pt.data.x_meas, pt.data.y_meas), q, None, "lanczos", args.ref_order, 0.0).value)
+        errs = []
+        for t in range(10):
+            step, p = train.run_grid(pt.model, p, pt.aux, pt.lam0, cs, pt.data, pt.batches[t:t + 1], one,
+                                     return_params=True)
+            p = jax.tree.map(lambda a: a[:, 0], p)
+            assert abs(float(step.loss[0, 0, 1]) - float(tr.loss[0, 0, t + 1])) <= 1e-5 * abs(float(step.loss[0, 0, 1]))
+            ref = float(ref_fn(jax.tree.map(lambda a: a[0], p), jax.tree.map(lambda a: a[0], pt.aux)))
+            errs.append(rel(lam[t], ref))
+        ok = max(errs) <= TOL
+        all_ok &= ok
+        all_k += list(k)
+        print(f"   d={d} w={w} c={c:<4g}{' '.join(f'{v:3d}' for v in k):>42s}{np.median(k):8.1f}"
+              f"{max(errs):10.1e}{'yes' if ok else 'NO':>4s}")
+    print(f"   all {len(all_k)} measurements: median {np.median(all_k):.1f} products (before: 21), "
+          f"max {max(all_k)}; every estimate within {TOL:g} of the reference: {all_ok}")
+    return all_ok
+
+
+CRIT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from earlytrain import sweep
+cfg = sweep.from_params(dataset="mnist", depths=[4], widths=[256], seeds=[1, 2, 3], n_train=4096,
+                        n_measure=512, batch_size=512, num_steps=10, T1=10, x_min=0.0, x_max=6.0,
+                        x_step=0.1, search="bisect")
+ds = sweep.critical_point(cfg)
+out = {k: [float(v) for v in ds[k].values] for k in ("c_loss", "c_sharp", "c_max", "lambda0")}
+out["wall"] = time.perf_counter() - t0
+out["runs"] = [int(ds.attrs["n_loss_runs"]), int(ds.attrs["n_sharpness_runs"])]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _crit_in(lib: Path) -> dict:
+    with tempfile.TemporaryDirectory() as res:
+        env = {**os.environ, "PYTHONPATH": str(lib), "EARLYTRAIN_RESULTS": res, "JAX_COMPILATION_CACHE_DIR": ""}
+        env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+        out = subprocess.run([sys.executable, "-c", CRIT], env=env, capture_output=True, text=True, check=True)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def part_critical(args):
+    print(f"\n== 3. one critical_point (d=4, w=256, MNIST, seeds 1-3, bisection, book settings), "
+          f"fresh process, no compilation cache")
+    with tempfile.TemporaryDirectory() as tmp:
+        wt = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline_rev],
+                       check=True, capture_output=True)
+        try:
+            before = _crit_in(wt / "lib")
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    after = _crit_in(ROOT / "lib")
+    for name, r in ((f"before ({args.baseline_rev})", before), ("after (this tree)", after)):
+        print(f"   {name:24s} {r['wall']:7.1f} s  runs (loss, sharpness) {r['runs']}  "
+              f"c_loss {r['c_loss']}  c_sharp {r['c_sharp']}  c_max {r['c_max']}")
+    same = all(before[k] == after[k] for k in ("c_loss", "c_sharp", "c_max"))
+    dl0 = max(rel(a, b) for a, b in zip(after["lambda0"], before["lambda0"]))
+    print(f"   speed-up {before['wall'] / after['wall']:.2f}x; same constants: {same}; "
+          f"lambda_0 differs by at most {dl0:.1e} (relative)")
+    return same
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--n", type=int, default=2048)
+    ap.add_argument("--cap", type=int, default=80)
+    ap.add_argument("--ref-order", type=int, default=80)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline-rev", default="e77e27a",
+                    help="git revision of the library before the adaptive engine")
+    args = ap.parse_args(argv)
+    print(f"jax {jax.__version__}, devices {jax.devices()}")
+    ok = True
+    if 1 in args.parts:
+        ok &= part_cold(args)
+    if 2 in args.parts:
+        ok &= part_tracked(args)
+    if 3 in args.parts:
+        ok &= part_critical(args)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
