@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -139,6 +140,7 @@ def saturation_point(cfg: SaturationConfig, progress: bool = False) -> xr.Datase
     cfg_step = base.replace(num_steps=1, measure_sharpness=False)
     cfg_meas = base.replace(num_steps=1, measure_sharpness=True)
     lam0_np = np.asarray(pt.lam0.value, float)
+    n_matvecs = n_unconverged = 0
 
     chi = np.full((S, len(c_grid)), np.nan)
     n_meas = np.zeros((S, len(c_grid)), int)
@@ -158,16 +160,21 @@ def saturation_point(cfg: SaturationConfig, progress: bool = False) -> xr.Datase
             return tr, jax.tree.map(lambda a: a[:, 0], p), np.asarray(tr.diverged[:, 0, -1])
 
         sharp = np.full((S * width_g, len(g["steps"])), np.nan)
+        warm = lam0.vector  # each run's last sharpness eigenvector (lambda_0's at first)
         for j, m in enumerate(g["steps"]):
             while t < m - 1:  # train to step m - 1 without sharpness
                 k = cfg.chunk if m - 1 - t >= cfg.chunk else 1
                 _, params, d = call(k, cfg_chunk if k == cfg.chunk else cfg_step, t, params)
                 div |= d
                 t += k
-            tr, params, d = call(1, cfg_meas, t, params)  # step m with the sharpness after it
-            div |= d
+            _, params, d = call(1, cfg_step, t, params)  # step m, then the sharpness after it,
+            div |= d                                     # warm-started from the run's last one
             t += 1
-            sharp[:, j] = np.where(div, np.nan, np.asarray(tr.sharpness[:, 0, 1], float))
+            eig = measure_many(pt.model, params, aux, pt.data.x_meas, pt.data.y_meas, cfg_meas, warm)
+            warm = jnp.where(jnp.asarray(div)[:, None], warm, eig.vector)
+            sharp[:, j] = np.where(div, np.nan, np.asarray(eig.value, float))
+            n_matvecs += int(np.asarray(eig.n_matvec)[~div].sum())
+            n_unconverged += int((~np.asarray(eig.converged))[~div].sum())
         sharp = sharp.reshape(S, width_g, -1)[:, : len(g["idx"])]
         div = div.reshape(S, width_g)[:, : len(g["idx"])]
         for k, i in enumerate(g["idx"]):
@@ -181,7 +188,19 @@ def saturation_point(cfg: SaturationConfig, progress: bool = False) -> xr.Datase
                       "tau": ("c", tau), "window_lo": ("c", lo), "window_hi": ("c", hi),
                       "lambda0": ("seed", lam0_np)},
                      coords={"seed": list(scfg.seeds), "c": c_grid, "x": ("c", scfg.x_grid)})
+    out.attrs.update(n_sharpness_matvecs=n_matvecs, n_sharpness_unconverged=n_unconverged)
     return out
+
+
+@partial(jax.jit, static_argnames=("model", "cfg"))
+def measure_many(model, params, aux, x, y, cfg: train.TrainConfig, v0):
+    """Sharpness of R runs at once: params/aux/v0 with leading axis R -> hessian.Eig of [R].
+    Each is warm-started from its own v0 and stops at cfg.sharpness_tol (lax.map on CPU, where
+    a vmapped while_loop would run every member as long as the slowest; vmap elsewhere)."""
+    one = lambda a: train.measure_sharpness(model, a[0], a[1], x, y, cfg, a[2])
+    if train.default_batching() == "map":
+        return jax.lax.map(one, (params, aux, v0))
+    return jax.vmap(lambda p, a, v: one((p, a, v)))(params, aux, v0)
 
 
 def saturation_sweep(cfg: SaturationConfig, progress: bool = True) -> xr.Dataset:
