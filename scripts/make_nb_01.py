@@ -27,6 +27,7 @@ cells.append(code("""from myst_nb import glue
 import numpy as np
 from earlytrain import sweep
 from earlytrain.plotting import phase, use_style
+from earlytrain.params import check_injected
 
 use_style()""", metadata={"tags": ["hide-input"]}))
 cells.append(code("""# Width diagram (paper Fig. 3a: FCNs on MNIST)
@@ -55,7 +56,8 @@ wide_shallow = [4, 256]          # (d, w) of the wide, shallow network
 narrow_deep = [8, 32]            # (d, w) of the narrow, deep network
 traj_c = [1.0, 2.0, 2.5, 3.0, 4.0, 8.0, 16.0]  # constants c shown
 traj_dataset = "mnist"           # data set of the trajectories""", metadata={"tags": ["parameters"]}))
-cells.append(code("""common = dict(seeds=seeds, n_train=n_train, n_measure=n_measure, batch_size=batch_size,
+cells.append(code("""check_injected()  # a parameter the cell above does not declare is an error
+common = dict(seeds=seeds, n_train=n_train, n_measure=n_measure, batch_size=batch_size,
               num_steps=num_steps, T1=num_steps, x_min=x_min, x_max=x_max, x_step=x_step, search=search,
               c_sharp_max_width=c_sharp_max_width, sharpness_method=sharpness_method,
               sharpness_iters=sharpness_iters)

@@ -53,6 +53,32 @@ BAD = [
     (dict(num_steps=0), "num_steps"),
     (dict(last_layer="ones"), "last_layer"),
     (dict(stride=1), "stride"),
+    # issue 10: non-finite floats, limits known before the data are read, types
+    (dict(x_max=float("inf")), "x_max"),
+    (dict(x_min=float("nan")), "x_min"),
+    (dict(x_min=-2000.0), "x_min"),
+    (dict(x_step=1e-9), "x_step"),
+    (dict(n_train=10**6), "n_train"),
+    (dict(n_train=True), "n_train"),
+    (dict(data_seed=-1), "data_seed"),
+    (dict(data_seed=1.5), "data_seed"),
+    (dict(c_sharp_max_width="abc"), "c_sharp_max_width"),
+    (dict(c_sharp_max_width=-1), "c_sharp_max_width"),
+    (dict(decimals=True), "decimals"),
+    (dict(decimals=1.0), "decimals"),
+    (dict(sharp_eps=float("nan")), "sharp_eps"),
+    (dict(sharp_eps="0.1"), "sharp_eps"),
+    (dict(seeds=np.array([1, 1])), "seeds"),
+    (dict(widths=np.array([[4, 8]])), "widths"),
+    (dict(widths=np.array([4.5])), "widths"),
+    (dict(num_steps=True, T1=1), "num_steps"),
+    (dict(batch_size=np.float64(64.0)), "batch_size"),
+    (dict(measure_sharpness="no"), "measure_sharpness"),
+    (dict(bias=1), "bias"),
+    (dict(centered="yes"), "centered"),
+    (dict(out_exp=float("inf")), "out_exp"),
+    (dict(div_threshold=np.inf), "div_threshold"),
+    (dict(widht=4), "parameters"),
 ]
 
 
@@ -67,8 +93,8 @@ def test_bad_sweep_parameters(no_compute, override, param):
         sweep.phase_sweep(cfg, progress=False)
     msg = str(err.value)
     assert msg.startswith(param + ":"), msg
-    if param == "parameters":
-        assert "learning_rate" in msg  # the unknown name itself is reported
+    if param == "parameters":  # the unknown name itself is reported
+        assert ("learning_rate" in msg) or ("'widht' (did you mean 'width'" in msg), msg
 
 
 def test_good_parameters_pass_validation(no_compute):
@@ -113,3 +139,61 @@ def test_lower_level_entry_points():
     with pytest.raises(ConfigError, match="^div_threshold:"):
         train.TrainConfig(div_threshold=float("nan"))
     assert issubclass(ConfigError, ValueError)
+
+
+def test_numpy_values_are_accepted_and_normalised(no_compute):
+    """numpy arrays and scalars where lists and numbers are expected: same config, same key."""
+    from earlytrain import cache
+    plain = sweep.from_params(**OK)
+    np_cfg = sweep.from_params(**dict(OK, seeds=np.array([1, 2]), widths=np.array([4]), depths=np.int64(2),
+                                      x_max=np.float64(2.0), x_step=np.float32(0.5), n_train=np.int64(256),
+                                      batch_size=np.int32(64)))
+    assert np_cfg.seeds == (1, 2) and type(np_cfg.seeds[0]) is int and np_cfg.widths == (4,)
+    assert cache.cache_key("f", np_cfg) == cache.cache_key("f", plain)
+
+
+def test_unknown_names_anywhere_are_config_errors_with_close_matches(no_compute):
+    from earlytrain import connectivity, saturation, uv_phases
+    cases = [
+        (lambda: sweep.from_params(**dict(OK, widht=4)), "parameters", "'width'"),
+        (lambda: sweep.SweepConfig(train={"sharpness_iter": 5}), "train", "'sharpness_iters'"),
+        (lambda: sweep.SweepConfig(model={"widht": 8}), "model", "'width'"),
+        (lambda: sweep.SweepConfig(widht=8), "SweepConfig", "'widths'"),
+        (lambda: sweep.SweepConfig().replace(seed=3), "SweepConfig", "'seeds'"),
+        (lambda: train.TrainConfig(num_step=3), "TrainConfig", "'num_steps'"),
+        (lambda: models.ModelConfig(depht=3), "ModelConfig", "'depth'"),
+        (lambda: uv_phases.EarlyConfig(widht=4), "EarlyConfig", "'width"),
+        (lambda: uv_phases.SaturationConfig(window_=4), "SaturationConfig", "'window'"),
+        (lambda: uv_phases.CatapultConfig(k=(3.0,)), "CatapultConfig", "'ks'"),
+        (lambda: uv_phases.BifurcationConfig(lr_mx=1.0), "BifurcationConfig", "'lr_max'"),
+        (lambda: connectivity.ConnectivityConfig(sweep={"x_mx": 1.0}), "sweep", "'x_max'"),
+        (lambda: connectivity.ConnectivityConfig(ntau=11), "ConnectivityConfig", "'n_tau'"),
+        (lambda: saturation.SaturationConfig(sweep={"n_trian": 64}), "sweep", "'n_train'"),
+        (lambda: saturation.SaturationConfig(Ktau=100.0), "SaturationConfig", "'K_tau'"),
+    ]
+    for make, param, near in cases:
+        with pytest.raises(ConfigError) as err:
+            make()
+        msg = str(err.value)
+        assert msg.startswith(param + ":") and "unknown name" in msg and near in msg, msg
+
+
+def test_nested_config_of_the_wrong_type():
+    with pytest.raises(ConfigError, match="^train: expected a TrainConfig or a dict"):
+        sweep.SweepConfig(train=5)
+
+
+def test_uv_configs_check_values():
+    from earlytrain import uv_phases
+    ok = uv_phases.EarlyConfig(widths=np.array([2, 4]), y=np.float32(0.5), x_max=np.float64(1.0))
+    assert ok.widths == (2, 4)
+    assert uv_phases.CatapultConfig(ks=np.array([2.5, 3.0])).ks == (2.5, 3.0)
+    for make, param in [(lambda: uv_phases.EarlyConfig(x_max=np.inf), "x_max"),
+                        (lambda: uv_phases.EarlyConfig(x_min=np.nan), "x_min"),
+                        (lambda: uv_phases.EarlyConfig(widths=[True]), "widths"),
+                        (lambda: uv_phases.EarlyConfig(eps_loss=np.nan), "eps_loss"),
+                        (lambda: uv_phases.SaturationConfig(y=float("inf")), "y"),
+                        (lambda: uv_phases.CatapultConfig(ks=[True]), "ks"),
+                        (lambda: uv_phases.BifurcationConfig(f0=np.nan), "f0")]:
+        with pytest.raises(ConfigError, match=f"^{param}:"):
+            make()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -23,16 +24,18 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from . import cache, models, phases, search, train
-from .errors import check, check_choice, check_int, check_positive
+from . import cache, guards, memory, models, phases, search, train
+from .errors import (as_config, as_tuple, check, check_choice, check_int, check_names, check_positive,
+                     check_real, is_real, strict_init)
 from .models import ModelConfig
 from .train import TrainConfig
 
 
-def _as_tuple(v):
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+X_LIMIT = 1000     # |x| of the grid c = 2^x (2^1000 is still a finite float)
+MAX_GRID = 10**5   # points of the c grid
 
 
+@strict_init
 @dataclass(frozen=True)
 class SweepConfig:
     dataset: str = "mnist"            # "mnist", "fashion_mnist" or "cifar10"
@@ -59,33 +62,41 @@ class SweepConfig:
         from . import data
         set_ = lambda k, v: object.__setattr__(self, k, v)
         for k in ("depths", "widths", "seeds"):
-            set_(k, _as_tuple(getattr(self, k)))
-        if isinstance(self.model, dict):
-            set_("model", ModelConfig(**self.model))
-        if isinstance(self.train, dict):
-            set_("train", TrainConfig(**self.train))
+            set_(k, as_tuple(getattr(self, k), k))
+        set_("model", as_config(ModelConfig, self.model, "model"))
+        set_("train", as_config(TrainConfig, self.train, "train"))
         check_choice(self.dataset, "dataset", data.DATASETS)
-        check_int(self.n_train, "n_train", minimum=1)
+        size = data.SPLIT_SIZES[self.dataset]["train"]
+        check(isinstance(self.n_train, numbers.Integral) and not isinstance(self.n_train, bool)
+              and 1 <= self.n_train <= size, "n_train",
+              f"an integer in [1, {size}] (the {self.dataset} training split has {size} examples)", self.n_train)
         check_int(self.n_measure, "n_measure", minimum=1, maximum=self.n_train)
+        check_int(self.data_seed, "data_seed", minimum=0)
         check(len(self.depths) > 0, "depths", "a non-empty list of depths >= 2", self.depths)
         check(len(self.widths) > 0, "widths", "a non-empty list of widths >= 1", self.widths)
-        check(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "seeds",
-              "a non-empty list of distinct integers", self.seeds)
         for d in self.depths:
             check_int(d, "depths", minimum=2 if self.model.arch == "fcn" else 1)
         for w in self.widths:
             check_int(w, "widths", minimum=1)
         for s in self.seeds:
             check_int(s, "seeds", minimum=0)
+        check(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "seeds",
+              "a non-empty list of distinct integers", self.seeds)
+        check_real(self.x_min, "x_min", -X_LIMIT, X_LIMIT)  # c = 2^x stays a finite, nonzero float
+        check_real(self.x_max, "x_max", -X_LIMIT, X_LIMIT)
         check_positive(self.x_step, "x_step")
         check(self.x_max >= self.x_min, "x_max", f"a grid end >= x_min = {self.x_min} (c = 2^x)", self.x_max)
+        check((self.x_max - self.x_min) / self.x_step < MAX_GRID, "x_step",
+              f"a step giving at most {MAX_GRID} grid points from x_min to x_max", self.x_step)
         check_int(self.T1, "T1", minimum=1, maximum=self.train.num_steps)
-        check(self.decimals is None or (isinstance(self.decimals, int) and self.decimals >= 0),
-              "decimals", "None or an integer >= 0", self.decimals)
-        check(self.sharp_eps >= 0, "sharp_eps", "a number >= 0", self.sharp_eps)
+        if self.decimals is not None:
+            check_int(self.decimals, "decimals", minimum=0)
+        check_real(self.sharp_eps, "sharp_eps", minimum=0)
         check_choice(self.search, "search", search.STRATEGIES)
         check_int(self.stride, "stride", minimum=2)
         check_int(self.c_chunk, "c_chunk", minimum=1)
+        if self.c_sharp_max_width is not None:
+            check_int(self.c_sharp_max_width, "c_sharp_max_width", minimum=0)
         check(self.train.optimizer == "gd" or self.train.batch_size <= self.n_train, "batch_size",
               f"at most n_train = {self.n_train} (the SGD pool)", self.train.batch_size)
         for d in self.depths:  # architecture-specific checks (e.g. Myrtle depth) before any compute
@@ -111,9 +122,8 @@ def from_params(**params) -> SweepConfig:
     mf = {f.name for f in dataclasses.fields(ModelConfig)}
     tf = {f.name for f in dataclasses.fields(TrainConfig)}
     sf = {f.name for f in dataclasses.fields(SweepConfig)}
-    unknown = set(params) - mf - tf - sf
-    check(not unknown, "parameters", "names of SweepConfig, ModelConfig or TrainConfig fields",
-          sorted(unknown))
+    check_names(params, (mf | tf | sf) - {"model", "train"}, "parameters",
+                "names of SweepConfig, ModelConfig or TrainConfig fields")
     model = ModelConfig(**{k: v for k, v in params.items() if k in mf})
     train_cfg = TrainConfig(**{k: v for k, v in params.items() if k in tf})
     rest = {k: v for k, v in params.items() if k in sf and k not in ("model", "train")}
@@ -145,12 +155,15 @@ class _Point:
     """One (depth, width): the initialisations, lambda_0 and a memoised evaluator of runs."""
 
     def __init__(self, cfg: SweepConfig, depth: int, width: int):
+        memory.check_point(cfg, depth, width)  # before the data are loaded or anything is built
         self.cfg = cfg
         self.model = _build(cfg.model.replace(depth=depth, width=width))
         self.data = _train_data(cfg.dataset, cfg.n_train, cfg.n_measure, cfg.data_seed)
         self.params, self.aux = models.init_many(self.model, models.seed_keys(cfg.seeds), self.data.x_meas)
         self.lam0 = train.initial_sharpness(self.model, self.params, self.aux, self.data,
                                             cfg.train.replace(measure_sharpness=True))
+        guards.check_lambda0(self.lam0.value, [f"seed {s}" for s in cfg.seeds],
+                             f"{cfg.dataset}, depth {depth}, width {width}")
         n_batch = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
         self.batches = jnp.asarray(train.batch_schedule(cfg.n_train, min(n_batch, cfg.n_train),
                                                         cfg.train.num_steps, cfg.train.sgd_seed))
@@ -228,6 +241,7 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     out["lambda0_residual"] = ("seed", np.asarray(pt.lam0.residual, float))
     out["lambda0_bound"] = ("seed", np.asarray(pt.lam0.bound, float))
     out["lambda0_matvecs"] = ("seed", np.asarray(pt.lam0.n_matvec, int))
+    out["lambda0_converged"] = ("seed", np.asarray(pt.lam0.converged, bool))
     out.attrs.update(n_loss_runs=pt.n_runs[False], n_sharpness_runs=pt.n_runs[True],
                      n_sharpness_matvecs=pt.n_matvecs, n_sharpness_unconverged=pt.n_unconverged,
                      grid_points=n, search=cfg.search)
@@ -246,6 +260,7 @@ def phase_sweep(cfg: SweepConfig, progress: bool = True) -> xr.Dataset:
     The cost of each point (runs, Hessian-vector products, unconverged estimates: COST_ATTRS)
     comes along as variables over (depth, width)."""
     point_fn = cache.cached(critical_point, name="sweep.critical_point")
+    memory.check_sweep(cfg)  # every point, before the first is computed
     parts = []
     for d, w in tqdm(_points(cfg), desc=f"phase sweep ({cfg.dataset})", disable=not progress):
         ds = point_fn(cfg.replace(depths=(d,), widths=(w,)))
@@ -254,6 +269,12 @@ def phase_sweep(cfg: SweepConfig, progress: bool = True) -> xr.Dataset:
     out = xr.combine_by_coords(parts)
     out["c"] = ("c", cfg.c_grid)
     out.attrs["config"] = cache.canonical_json(cfg)
+    if "lambda0_converged" in out:
+        guards.warn_unconverged(int((~out.lambda0_converged.astype(bool)).sum()), out.lambda0_converged.size,
+                                "lambda_0 estimates", cfg.train.lambda0_tol, f"phase sweep ({cfg.dataset})")
+    unconverged = out.n_sharpness_unconverged.where(out.n_sharpness_unconverged > 0, 0)  # -1: not recorded
+    guards.warn_unconverged(int(unconverged.sum()), None, "sharpness estimates after step 0",
+                            cfg.train.sharpness_tol, f"phase sweep ({cfg.dataset})")
     return out
 
 
@@ -274,9 +295,12 @@ def trajectory_point(cfg_and_c: dict) -> xr.Dataset:
 def trajectories(cfg: SweepConfig, c, progress: bool = True) -> xr.Dataset:
     """Per-step loss, accuracy, sharpness (if cfg.train.measure_sharpness), residual and
     divergence over (depth, width, seed, c, step), for the constants ``c`` (any list)."""
-    c = [float(v) for v in _as_tuple(c)]
-    check(len(c) > 0 and all(v > 0 for v in c), "c", "a non-empty list of positive constants", c)
+    c = as_tuple(c, "c")
+    check(len(c) > 0 and all(is_real(v) and np.isfinite(v) and v > 0 for v in c), "c",
+          "a non-empty list of finite positive constants", c)
+    c = [float(v) for v in c]
     point_fn = cache.cached(trajectory_point, name="sweep.trajectory_point")
+    memory.check_sweep(cfg)
     parts = [point_fn({"cfg": cfg.replace(depths=(d,), widths=(w,)), "c": c}).expand_dims(depth=[d], width=[w])
              for d, w in tqdm(_points(cfg), desc="trajectories", disable=not progress)]
     return xr.combine_by_coords([p.drop_attrs() for p in parts])

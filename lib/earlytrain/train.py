@@ -28,12 +28,13 @@ import numpy as np
 import optax
 
 from . import hessian, losses
-from .errors import check, check_choice, check_int, check_positive
+from .errors import check, check_bool, check_choice, check_int, check_positive, strict_init
 from .models import Model
 
 OPTIMIZERS = ("sgd", "gd")
 
 
+@strict_init
 @dataclass(frozen=True)
 class TrainConfig:
     loss: str = "mse"                 # "mse" (0.5 * mean) or "xent"
@@ -56,6 +57,7 @@ class TrainConfig:
         check_int(self.batch_size, "batch_size", minimum=1)
         check_int(self.num_steps, "num_steps", minimum=1)
         check_positive(self.div_threshold, "div_threshold")
+        check_bool(self.measure_sharpness, "measure_sharpness")
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
         check_int(self.sharpness_iters, "sharpness_iters", minimum=1)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)

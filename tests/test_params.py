@@ -1,0 +1,91 @@
+"""A chapter parameter that the chapter does not declare fails before any compute, with close
+matches: in the kernel (plain papermill, make rerun, the tests) and in scripts/rerun_chapter.py."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from earlytrain import params
+from earlytrain.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_declared_names():
+    src = "a = 1  # c\nb: int = 2\nc, (d, *e) = 3, (4, 5)\nf += 1\nif x:\n    g = 1\nh.i = 2\nj = k = 0\n"
+    assert params.declared_names(src) == ["a", "b", "c", "d", "e", "f", "j", "k"]
+
+
+def test_check_injected_on_a_history():
+    declared = "width = 4\nseeds = [1, 2]\n"
+    ok = ["", "import numpy", declared, "# Parameters\nwidth = 8\n", "check_injected()"]
+    params.check_injected(ok)
+    params.check_injected(["", declared, "check_injected()"])  # not run by papermill: nothing to do
+    params.check_injected(["", declared, "# Parameters\nPAPERMILL_INPUT_PATH = 'x'\n"])  # --inject-paths
+    with pytest.raises(ConfigError) as err:
+        params.check_injected(["", declared, "# Parameters\nwidht = 8\nseed = 3\n", ""])
+    msg = str(err.value)
+    assert msg.startswith("parameters:") and "'widht' (did you mean 'width'?)" in msg
+    assert "'seed' (did you mean 'seeds'?)" in msg and "declares: width, seeds" in msg
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_checks_its_injected_parameters(nb_path):
+    """The cell after the parameters cell starts with check_injected(), imported before."""
+    code = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
+    i = [k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])][0]
+    before = "".join("".join(c["source"]) for c in code[:i])
+    assert "from earlytrain.params import check_injected" in before
+    assert "".join(code[i + 1]["source"]).startswith("check_injected()")
+    assert params.declared_names("".join(code[i]["source"]))  # the cell declares something
+
+
+def test_check_notebook_for_a_yaml(tmp_path):
+    nb = CHAPTERS[0]
+    quick = ROOT / "book" / "params" / nb.stem / "quick.yaml"
+    import yaml
+    params.check_notebook(nb, yaml.safe_load(quick.read_text()))
+    with pytest.raises(ConfigError, match=r"'widht' \(did you mean 'widths'"):
+        params.check_notebook(nb, {"widht": [4]})
+    with pytest.raises(ConfigError, match="a mapping"):
+        params.check_notebook(nb, [1, 2])
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_presets_name_only_declared_parameters(nb_path):
+    import yaml
+    for preset in ("quick", "paper"):
+        params.check_notebook(nb_path, yaml.safe_load((ROOT / "book" / "params" / nb_path.stem /
+                                                       f"{preset}.yaml").read_text()) or {})
+
+
+def test_rerun_rejects_an_unknown_yaml_key_before_papermill(tmp_path, monkeypatch, capsys):
+    import rerun_chapter
+    calls = []
+    monkeypatch.setattr(rerun_chapter.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
+    bad = tmp_path / "my.yaml"
+    bad.write_text("widht: 4\n")
+    assert rerun_chapter.main("08_four_regimes", str(bad)) == 2
+    assert not calls
+    out = capsys.readouterr().out
+    assert "'widht' (did you mean 'width'?)" in out
+
+
+def test_papermill_run_with_a_typo_fails_before_compute(tmp_path, monkeypatch):
+    """Plain papermill (as the tests and make rerun run it) on a real chapter with -p widht 4."""
+    import papermill as pm
+    results = tmp_path / "results"
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(results))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(ROOT / "book" / "08_four_regimes.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"widht": 4}, cwd=str(ROOT / "book"), kernel_name="python3",
+                            progress_bar=False)
+    assert err.value.ename == "ConfigError"
+    assert "'widht' (did you mean 'width'?)" in err.value.evalue
+    assert not results.exists()  # nothing was computed
