@@ -354,19 +354,26 @@ def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top):
             assert float(fixed(v0, k - 1).bound) > tol
 
 
-def test_stopping_rule_on_a_network_hessian(x64):
+@pytest.mark.parametrize("gap_bound", [True, False])
+def test_stopping_rule_on_a_network_hessian(x64, gap_bound):
     """On the dense float64 Hessian of a small ReLU FCN on MNIST-like data (the book's shape of
     spectrum: a few outliers above a bulk), from 10 random starts at tol 1e-3 and 1e-5, every
-    estimate is within its bound of eigh's lambda_max."""
+    estimate is within its bound of eigh's lambda_max; with gap_bound=False (lambda_0's rule)
+    the bound is the relative residual, so it costs at least as many products."""
     flat, f, H, _, _ = _problem(3, 8, "sp", "mse", n=64, d_in=16, k=10, seed=2)
     ev = np.linalg.eigvalsh(H)
     mv = hessian.hvp(f, flat)
     for tol in (1e-3, 1e-5):
-        run = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol))
+        run = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol, gap_bound))
+        both = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol, True))
         for seed in range(10):
-            eig = run(jax.random.normal(jax.random.PRNGKey(seed), flat.shape, jnp.float64))
+            v0 = jax.random.normal(jax.random.PRNGKey(seed), flat.shape, jnp.float64)
+            eig = run(v0)
             assert bool(eig.converged)
             assert -1e-12 <= (ev[-1] - float(eig.value)) / ev[-1] <= float(eig.bound) * (1 + 1e-9)
+            if not gap_bound:
+                assert float(eig.bound) >= float(eig.residual) * (1 - 1e-9)
+                assert int(eig.n_matvec) >= int(both(v0).n_matvec)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
