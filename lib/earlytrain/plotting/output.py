@@ -39,7 +39,8 @@ def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "in
     """Critical constants against 1/w (or d/w), one panel per constant, one line per variant.
 
     datasets: {label: phase-sweep Dataset over (depth, width, seed)}. Markers are means over seeds,
-    bars the q[0]-q[1] quantiles; the dashed line is c = 2.
+    bars the q[0]-q[1] quantiles; the dashed line is c = 2. A mean c_max with a censored seed is a
+    lower bound: open marker with an arrow up.
     """
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names) + 1.6, 3.8), squeeze=False)
     cmap = lambda i: cm.viridis(i / max(len(datasets) - 1, 1) * 0.85)
@@ -53,6 +54,14 @@ def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "in
             order = np.argsort(yy)
             ax.errorbar(yy[order], mean[order], yerr=[mean[order] - lo[order], hi[order] - mean[order]],
                         marker="o", ms=4, capsize=3, color=cmap(i), label=label)
+            if name == "c_max" and "c_max_censored" in ds:  # a lower bound: open marker, arrow up
+                low = ds.c_max_censored.astype(bool).broadcast_like(c).any("seed").values.ravel()
+                if low.any():
+                    ax.plot(yy[low], mean[low], "o", mfc="white", mec=cmap(i), ms=6, ls="none",
+                            label=f"{label}: lower bound (no divergence on the grid)")
+                    for yv, m in zip(yy[low], mean[low]):
+                        ax.annotate("", xy=(yv, m * 1.35), xytext=(yv, m),
+                                    arrowprops=dict(arrowstyle="->", color=cmap(i), lw=1.2))
         ax.axhline(2.0, color="k", ls="--", lw=1)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)

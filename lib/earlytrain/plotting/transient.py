@@ -47,7 +47,9 @@ def interpolation(curves: xr.Dataset, seed=None):
 
 
 def phase_diagram(ds: xr.Dataset, depth=None):
-    """c_loss, c_sharp, c_barrier, c_max (mean over seeds, 25-75% bars) against 1/w (log2 axes)."""
+    """c_loss, c_sharp, c_barrier, c_max (mean over seeds, 25-75% bars) against 1/w (log2 axes).
+    A mean c_max with a censored seed (nothing diverged on the grid) is a lower bound: open marker
+    with an arrow towards larger c."""
     depth = ds.depth.values[0] if depth is None else depth
     d = ds.sel(depth=depth)
     y = 1.0 / d.width.values
@@ -60,6 +62,15 @@ def phase_diagram(ds: xr.Dataset, depth=None):
         err = np.abs(np.stack([mean - q[0], q[1] - mean]))
         ax.errorbar(mean, y * offsets[name], xerr=err, fmt="o-", color=CONSTANT_COLORS[name],
                     label=LABELS[name], capsize=3, ms=5)
+        if name == "c_max" and "c_max_censored" in d:  # a lower bound: open marker, arrow to larger c
+            low = d.c_max_censored.astype(bool).any("seed").values
+            if low.any():
+                yy = (y * offsets[name])[low]
+                ax.plot(mean[low], yy, "o", mfc="white", mec=CONSTANT_COLORS[name], ms=7, ls="none",
+                        label=LABELS[name] + " lower bound (no divergence on the grid)")
+                for m, yv in zip(mean[low], yy):
+                    ax.annotate("", xy=(m * 1.35, yv), xytext=(m, yv),
+                                arrowprops=dict(arrowstyle="->", color=CONSTANT_COLORS[name], lw=1.2))
     _log2_c(ax)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("c")
