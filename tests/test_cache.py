@@ -49,7 +49,7 @@ _ALT_MODEL = dict(arch=None, depth=3, width=32, parameterization="ntp", bias=Tru
                   sigma_last2=2.0, n_out=5, last_layer="zero", centered=True, out_alpha=3.0, out_exp=0.5)
 _ALT_TRAIN = dict(loss="xent", optimizer="gd", batch_size=256, num_steps=20, div_threshold=1e4,
                   measure_sharpness=False, sharpness_every=2, sharpness_method="power",
-                  sharpness_iters=10, sharpness_tol=1e-2, lambda0_tol=1e-3, sgd_seed=2,
+                  sharpness_iters=10, sharpness_tol=1e-2, lambda0_tol=1e-3, sharpness_gap_bound=True, sgd_seed=2,
                   sharpness_per_decade=10)
 
 

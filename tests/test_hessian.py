@@ -181,7 +181,7 @@ def test_n_matvec_counts_executed_products(x64):
         # order 9 > n = 7: the Krylov space is invariant after 7 products (breakdown)
         assert count[0] == int(eig.n_matvec) == (expect or int(eig.n_matvec))
         if tol:
-            assert bool(eig.converged) and int(eig.n_matvec) < 7
+            assert bool(eig.converged) and int(eig.n_matvec) <= 7
     for iters, tol in ((1, 0.0), (20, 0.0), (200, 1e-3)):
         mv, count = _counting(lambda v: Hj @ v)
         eig = hessian.power_iteration(mv, v0, iters, tol)
@@ -322,9 +322,10 @@ def _ritz_pairs(H, v0, k):
     return th[-1], b[-1] * abs(S[-1, -1]), th[-2], b[-1] * abs(S[-1, -2])
 
 
+@pytest.mark.parametrize("gap_bound", [False, True])
 @pytest.mark.parametrize("top", [(10.0, 9.0, 7.5), (10.0, 8.0, 6.0), (10.0, 9.9, 5.0)])
 @pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-5])
-def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top):
+def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top, gap_bound):
     """From 20 random starts, each Lanczos estimate that says converged reports a bound <= tol,
     stopped at the first step whose bound met tol, and keeps the bound's stated claims against
     eigh: (1) some eigenvalue lies within the residual of the value, always; (2) the error
@@ -335,8 +336,8 @@ def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top):
     H, _ = _matrix(ev, seed=3)
     lam1, lam2 = np.sort(ev)[-1], np.sort(ev)[-2]
     Hj = jnp.asarray(H)
-    run = jax.jit(lambda v: hessian.lanczos(lambda x: Hj @ x, v, 40, tol))
-    fixed = jax.jit(lambda v, m: hessian.lanczos(lambda x: Hj @ x, v, m, 0.0), static_argnums=1)
+    run = jax.jit(lambda v: hessian.lanczos(lambda x: Hj @ x, v, 40, tol, gap_bound))
+    fixed = jax.jit(lambda v, m: hessian.lanczos(lambda x: Hj @ x, v, m, 0.0, gap_bound), static_argnums=1)
     for seed in range(20):
         v0 = jax.random.normal(jax.random.PRNGKey(seed), (len(ev),), jnp.float64)
         eig = run(v0)
@@ -345,8 +346,12 @@ def test_stopping_rule_meets_its_claim_from_random_starts(x64, tol, top):
         assert np.abs(ev - value).min() <= float(eig.residual) * abs(value) * (1 + 1e-9) + 1e-12
         t1, r1, t2, r2 = _ritz_pairs(H, np.asarray(v0), k)
         assert abs(t1 - value) <= 1e-10 * lam1 and abs(r1 / abs(t1) - float(eig.residual)) <= 1e-8
-        gap_used = k >= hessian.GAP_MIN_K and t1 - t2 - r2 > 0 and r1 ** 2 / (t1 - t2 - r2) < r1
-        if not gap_used or lam2 <= t2 + r2:
+        gap_used = gap_bound and k >= hessian.GAP_MIN_K and t1 - t2 - r2 > 0 and r1 ** 2 / (t1 - t2 - r2) < r1
+        if not gap_used and abs(lam1 - value) > float(eig.residual) * abs(value):
+            # the residual bound missed: the value sits within its residual of lambda_2, the
+            # near-degenerate pair not yet resolved (the documented caveat), never elsewhere
+            assert abs(lam2 - value) <= float(eig.residual) * abs(value) and lam1 - lam2 < 0.02 * lam1
+        elif not gap_used or lam2 <= t2 + r2:
             assert -1e-12 <= (lam1 - value) / lam1 <= bound * (1 + 1e-9), (seed, k)
         same = fixed(v0, k)  # a fixed-order run to k products gives the same estimate
         assert abs(float(same.value) - value) <= 1e-12 * lam1
@@ -365,7 +370,7 @@ def test_stopping_rule_on_a_network_hessian(x64, gap_bound):
     mv = hessian.hvp(f, flat)
     for tol in (1e-3, 1e-5):
         run = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol, gap_bound))
-        both = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol, True))
+        both = jax.jit(lambda v: hessian.lanczos(mv, v, 60, tol, True))  # with the gap estimate
         for seed in range(10):
             v0 = jax.random.normal(jax.random.PRNGKey(seed), flat.shape, jnp.float64)
             eig = run(v0)

@@ -49,6 +49,8 @@ class TrainConfig:
     sharpness_iters: int = 20         # cap on the Hessian-vector products of one measurement
     sharpness_tol: float = 1e-3       # relative accuracy at which a measurement stops (0: cap)
     lambda0_tol: float = 1e-4         # ... for lambda_0, the denominator of c and of every ratio
+    sharpness_gap_bound: bool = False  # also stop by the Kato-Temple gap *estimate* (fewer
+    #                                    products, not rigorous: see hessian; lambda_0 never does)
     sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
 
     def __post_init__(self):
@@ -58,6 +60,7 @@ class TrainConfig:
         check_int(self.num_steps, "num_steps", minimum=1)
         check_positive(self.div_threshold, "div_threshold")
         check_bool(self.measure_sharpness, "measure_sharpness")
+        check_bool(self.sharpness_gap_bound, "sharpness_gap_bound")
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
         check_int(self.sharpness_iters, "sharpness_iters", minimum=1)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)
@@ -114,12 +117,18 @@ def _loss_fn(model: Model, loss_name: str):
 
 
 def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None,
-                      gap_bound: bool = True) -> hessian.Eig:
+                      gap_bound: bool | None = None) -> hessian.Eig:
     """Top Hessian eigenvalue of the training loss on (x, y) at params; v0 [n] warm-starts it.
-    gap_bound: stop by the Kato-Temple bound too (warm starts), or by the residual bound alone."""
+
+    Stops when the rigorous residual bound on its relative error is <= cfg.sharpness_tol;
+    with gap_bound (default: cfg.sharpness_gap_bound) also by the Kato-Temple gap estimate,
+    which needs about half the products on the book's MSE trajectories but was measured 7 %
+    off at a claimed 1e-3 on cross-entropy Hessians (near-degenerate top eigenvalues), so it
+    is off by default."""
     lf = _loss_fn(model, cfg.loss)
+    gap = cfg.sharpness_gap_bound if gap_bound is None else gap_bound
     return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
-                                  cfg.sharpness_iters, cfg.sharpness_tol, gap_bound)
+                                  cfg.sharpness_iters, cfg.sharpness_tol, gap)
 
 
 def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
