@@ -22,6 +22,19 @@ Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`
   ``every`` seconds; writes a failing chapter's traceback where myst-nb writes it
   (``_build/html/reports/<docname>.err.log``) and goes on with the others.
 
+Claims and the report (``earlytrain.claims``). Each chapter records its claims' verdicts into
+``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
+``<root>/_build/claims``, and the kernels run with ``EARLYTRAIN_CLAIMS`` set to it. A notebook whose
+metadata has ``earlytrain: {report: true}`` (``book/report.ipynb``) reads those files, so it is
+never stale:
+
+* it executes after every chapter of the build has finished (never alongside one);
+* it is stale when any chapter executes in this build, or when the claims files differ from those
+  it was last executed with (their sha256, stored in its record: ``make rerun`` replaces a
+  chapter's file), besides the usual reasons (code cells, library);
+* a cached chapter that records claims (its code imports ``earlytrain.claims``) but whose claims
+  file is missing executes again ("claims not recorded"), so the report never lacks its rows.
+
 Jupyter Book then finds every notebook cached and executes nothing. The library is located by
 importing ``earlytrain`` (so ``PYTHONPATH`` decides, as it does for the kernels).
 """
@@ -43,6 +56,8 @@ import yaml
 
 BUDGET_S = 8 * 60  # a chapter should execute within 8 minutes on the reference 2-core CPU
 LIB_KEY = "earlytrain_library"  # key of the {module: sha256} dict in a cache record's data
+CLAIMS_KEY = "earlytrain_claims"  # key of the claims files' sha256 in a report's record
+CLAIMS_ENV = "EARLYTRAIN_CLAIMS"
 
 
 # ----------------------------------------------------------------------------- the book
@@ -83,6 +98,25 @@ def toc_notebooks(root: Path) -> list[Path]:
 
 def docname(root: Path, nb_path: Path) -> str:
     return nb_path.relative_to(root).with_suffix("").as_posix()
+
+
+# ----------------------------------------------------------------------------- claims
+def claims_dir(root: Path) -> Path:
+    """Where the book's chapters record their claims: $EARLYTRAIN_CLAIMS or <root>/_build/claims."""
+    d = os.environ.get(CLAIMS_ENV)
+    return Path(d).resolve() if d else Path(root).resolve() / "_build" / "claims"
+
+
+def claims_hash(directory: Path) -> str:
+    """sha256 over the names and contents of the claims files (``*.json``) of ``directory``."""
+    h = hashlib.sha256()
+    for p in sorted(Path(directory).glob("*.json")) if Path(directory).is_dir() else []:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def is_report(nb: nbformat.NotebookNode) -> bool:
+    return bool((nb.metadata.get("earlytrain") or {}).get("report"))
 
 
 # ----------------------------------------------------------------------------- the library
@@ -169,6 +203,8 @@ class Chapter:
     last_seconds: float | None = None
     seconds: float | None = None    # this build's execution time
     error: str | None = None        # exc_string of a failed execution
+    report: bool = False            # reads the chapters' claims: executes after them
+    claims_hash: str | None = None  # (report) the claims files it was executed with
 
     @property
     def short(self) -> str:
@@ -198,6 +234,7 @@ def plan(root: Path) -> Plan:
     default_mode = ex.get("execute_notebooks", "auto")
     default_mode = "off" if default_mode is False else str(default_mode)
     out = Plan(cache_path(root, config))
+    cdir = claims_dir(root)
     cache = get_cache(str(out.cache_dir))
     records = sorted(cache.list_cache_records(), key=lambda r: r.created)
     last_by_uri = {r.uri: (r.data or {}).get("execution_seconds") for r in records}
@@ -208,7 +245,7 @@ def plan(root: Path) -> Plan:
         if _mode_of(nb, default_mode) != "cache" or excluded:
             out.skipped.append(name)
             continue
-        ch = Chapter(path, name, library_of(nb), last_seconds=last_by_uri.get(str(path)))
+        ch = Chapter(path, name, library_of(nb), last_seconds=last_by_uri.get(str(path)), report=is_report(nb))
         try:
             record = cache.match_cache_notebook(nb)
         except KeyError:
@@ -222,16 +259,30 @@ def plan(root: Path) -> Plan:
                 ch.reason = "no library hash recorded"
             elif stored != ch.library:
                 ch.reason = "library changed: " + ", ".join(changed_modules(stored, ch.library))
+            elif ch.report and (record.data or {}).get(CLAIMS_KEY) != claims_hash(cdir):
+                ch.reason = "claims changed"
+            elif (not ch.report and "claims" in notebook_imports(nb)
+                  and not (cdir / f"{path.stem}.json").is_file()):
+                ch.reason = f"claims not recorded in {cdir}"
         (out.execute if ch.reason else out.cached).append(ch)
+    if any(not c.report for c in out.execute):  # chapters execute: their claims change
+        for ch in [c for c in out.cached if c.report]:
+            out.cached.remove(ch)
+            ch.reason = "chapters executed"
+            out.execute.append(ch)
     # longest first (unknown times first of all: they may be long), so two workers finish together
-    out.execute.sort(key=lambda c: -(c.last_seconds if c.last_seconds is not None else float("inf")))
+    # (reports last: they read what the chapters record)
+    out.execute.sort(key=lambda c: (c.report, -(c.last_seconds if c.last_seconds is not None else float("inf"))))
     return out
 
 
 # ----------------------------------------------------------------------------- execution
-def _execute_one(path: str, timeout: int | None, allow_errors: bool) -> dict:
-    """Worker (own process): execute one notebook in its directory, return it and its outcome."""
+def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str | None = None) -> dict:
+    """Worker (own process): execute one notebook in its directory, return it and its outcome.
+    ``claims``: the claims directory its kernel records into (``EARLYTRAIN_CLAIMS``)."""
     from jupyter_cache.executors.utils import single_nb_execution
+    if claims:
+        os.environ[CLAIMS_ENV] = claims
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     try:
@@ -292,6 +343,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     ex = book_config(root).get("execute") or {}
     timeout, allow_errors = ex.get("timeout", 30), bool(ex.get("allow_errors", False))
     cache = get_cache(str(pl.cache_dir))
+    cdir = claims_dir(root)
     reports = root / "_build" / "html" / "reports"
     for ch in pl.execute:
         log(f"stale: {ch.name} ({ch.reason})")
@@ -304,10 +356,14 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
         try:
             while todo or running:  # each turn: a start, a finish or `every` seconds
                 while todo and len(running) < jobs:  # submit only to a free worker: exact "running"
+                    if todo[0].report and any(not c.report for c, _ in running.values()):
+                        break  # a report waits until every chapter has recorded its claims
                     ch = todo.pop(0)
+                    if ch.report:
+                        ch.claims_hash = claims_hash(cdir)
                     log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
                     log_file.unlink(missing_ok=True)
-                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors)
+                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors, str(cdir))
                     running[fut] = (ch, time.perf_counter())
                 log(_status(t0, running, done, failed, pl.cached))
                 finished, _ = cf.wait(list(running), timeout=every, return_when=cf.FIRST_COMPLETED)
@@ -355,9 +411,10 @@ def _store(cache, bundle_cls, ch: Chapter, nb: nbformat.NotebookNode) -> None:
             cache.remove_cache(pk)
         except KeyError:
             pass
-    cache.cache_notebook_bundle(
-        bundle_cls(nb, str(ch.path), data={"execution_seconds": ch.seconds, LIB_KEY: ch.library}),
-        check_validity=False, overwrite=True)
+    data = {"execution_seconds": ch.seconds, LIB_KEY: ch.library}
+    if ch.report:
+        data[CLAIMS_KEY] = ch.claims_hash
+    cache.cache_notebook_bundle(bundle_cls(nb, str(ch.path), data=data), check_validity=False, overwrite=True)
 
 
 def main(argv: list[str] | None = None) -> int:

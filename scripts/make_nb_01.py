@@ -25,7 +25,7 @@ sharpness is the top Hessian eigenvalue (Lanczos, full re-orthogonalisation) of 
 measurement subset of the training data that never consumes SGD batches."""))
 cells.append(code("""from myst_nb import glue
 import numpy as np
-from earlytrain import sweep
+from earlytrain import claims, sweep
 from earlytrain.plotting import phase, use_style
 from earlytrain.params import check_injected
 
@@ -65,7 +65,11 @@ cfg_width = sweep.from_params(dataset=width_dataset, depths=[width_depth], width
 cfg_depth = sweep.from_params(dataset=depth_dataset, depths=depths, widths=depth_widths, **common)
 print(sweep.summary(cfg_width, "Width diagram"))
 print(f"Depth diagram: dataset = {depth_dataset}, depths = {depths}, widths = {depth_widths}")
-print(f"Trajectories: {traj_dataset}, (d, w) = {wide_shallow} and {narrow_deep}, c = {traj_c}")"""))
+print(f"Trajectories: {traj_dataset}, (d, w) = {wide_shallow} and {narrow_deep}, c = {traj_c}")
+CH = "01_phase_diagram"
+claims.start(CH, f"FCNs: width diagram d = {width_depth}, w = {widths} on {width_dataset}; depth diagram d = {depths}, "
+             f"w = {depth_widths} on {depth_dataset}; {len(seeds)} inits, SGD pool {n_train}, B = {batch_size}, "
+             f"T1 = {num_steps}, grid step {x_step}, c_sharp up to w = {c_sharp_max_width}")"""))
 cells.append(md(r"""## Loss and sharpness in the first steps
 
 **Claim.** For a wide, shallow network the loss rises as soon as $c > 2$, while for a narrow,
@@ -78,7 +82,13 @@ panels = [(f"d = {d}, w = {w}", sweep.trajectories(traj_cfg(d, w), traj_c).sel(d
           for d, w in (wide_shallow, narrow_deep)]
 glue("pd-traj-seed", seeds[0], display=False)
 fig = phase.transient(panels)
-glue("fig-pd-transient", fig, display=False)"""))
+glue("fig-pd-transient", fig, display=False)
+onset = {}  # smallest c drawn whose loss rises (rd2(max_t L_t / L_0) > 1, or diverged), per network
+for key, (_, ds) in zip(("wide-shallow", "narrow-deep"), panels):
+    ds = ds.isel(seed=0)
+    rose = ((ds.loss / ds.loss.isel(step=0)).isel(step=slice(1, None)).max("step").round(2) > 1) | ds.diverged.any("step")
+    onset[key] = float(ds.c.where(rose).min())
+claims.record(CH, "kb-fig2-onset", measured=onset)"""))
 cells.append(md(r"""```{glue:figure} fig-pd-transient
 :name: fig-pd-transient
 
@@ -107,6 +117,14 @@ glue("pd-closs-verdict", "close to the quadratic value 2" if closs_widest < 2.5 
 glue("pd-widest", max(widths), display=False)
 glue("pd-closs-narrowest", f"{float(by_width.sel(width=min(widths)).c_loss.mean()):.1f}", display=False)
 glue("pd-narrowest", min(widths), display=False)
+cw = by_width.isel(depth=0)
+wl, x_w = [f"w={w}" for w in cw.width.values], 1 / cw.width.values
+per_w = lambda da: (dict(zip(wl, da.mean("seed").values)), dict(zip(wl, da.std("seed").values)))
+claims.record(CH, "kb-closs-wide", measured=float(cw.c_loss.isel(width=-1).mean()), spread=float(cw.c_loss.isel(width=-1).std()),
+              in_regime=width_depth / max(widths) <= 1 / 64,
+              regime_note=f"the widest network has d/w = {width_depth / max(widths):.2g} > 1/64 [I]")
+claims.record(CH, "kb-closs-width", *per_w(cw.c_loss), x=x_w)
+claims.record(CH, "kb-csharp-width", *per_w(cw.c_sharp), x=x_w)
 by_width[["c_loss", "c_sharp", "c_max"]].mean("seed").squeeze().to_dataframe().round(2)"""))
 cells.append(md(r"""```{glue:figure} fig-pd-width
 :name: fig-pd-width
@@ -114,6 +132,7 @@ cells.append(md(r"""```{glue:figure} fig-pd-width
 Phase diagram of FCNs on MNIST against $1/w$ at fixed depth: mean critical constants over
 initialisations (markers), 25-75 % quantiles (bars), quadratic fits (lines), $c = 2$ (dashed) and
 the four phases (shaded). Widths above the parameter `c_sharp_max_width` have no $c_{sharp}$.
+The legend says how each constant's line is drawn: a fit where there are enough widths for its order, else the means joined (dotted) or a lone point. An open marker with an arrow is a mean $c_{max}$ that is only a lower bound (some initialisation did not diverge anywhere on the grid), left out of the fit; widths whose $c_{sharp}$ was skipped are named in the legend.
 ```
 
 At the widest network ($w$ = {glue:text}`pd-widest`) the mean $c_{loss}$ is
@@ -127,12 +146,15 @@ rises with $d$ (MSE)."""))
 cells.append(code("""by_depth = sweep.phase_sweep(cfg_depth)
 fig = phase.phase_diagram(by_depth, y="depth_over_width")
 glue("fig-pd-depth", fig, display=False)
+per_d = lambda da: {f"w={w}": da.sel(width=w).mean("seed").values for w in by_depth.width.values}
+claims.record(CH, "kb-closs-depth", measured=per_d(by_depth.c_loss), x=by_depth.depth.values)
+claims.record(CH, "kb-cmax-depth", measured=per_d(by_depth.c_max.where(~by_depth.c_max_censored)), x=by_depth.depth.values)
 by_depth[["c_loss", "c_sharp", "c_max"]].mean("seed").to_dataframe().round(2)"""))
 cells.append(md(r"""```{glue:figure} fig-pd-depth
 :name: fig-pd-depth
 
 Phase diagram of FCNs on Fashion-MNIST against $d/w$, combining every (depth, width) of the
-parameters; markers, bars, fits and shading as in {numref}`fig-pd-width`.
+parameters; markers, bars, fits, bounds and shading as in {numref}`fig-pd-width`.
 ```
 
 The constants line up against $d/w$: deeper or narrower networks have larger $c_{loss}$ and
@@ -148,7 +170,8 @@ n = int(np.isfinite(cs).sum())
 frac = 100 * float(((cl <= cs) & (cs <= cm)).sum()) / n if n else float("nan")
 glue("pd-order-n", n, display=False)
 glue("pd-order-frac", f"{frac:.0f} %", display=False)
-glue("fig-pd-order", phase.ordering([by_width, by_depth]), display=False)"""))
+glue("fig-pd-order", phase.ordering([by_width, by_depth]), display=False)
+claims.record(CH, "kb-order", measured=frac / 100, ordered=(cl <= cs) & (cs <= cm), valid=np.isfinite(cs))"""))
 cells.append(md(r"""```{glue:figure} fig-pd-order
 :name: fig-pd-order
 
@@ -158,6 +181,10 @@ Per initialisation: $c_{sharp}$ against $c_{loss}$ (left) and $c_{max}$ against 
 
 Of the {glue:text}`pd-order-n` initialisations with a measured $c_{sharp}$,
 {glue:text}`pd-order-frac` satisfy $c_{loss} \le c_{sharp} \le c_{max}$."""))
+cells.append(md(r"""## What this chapter reproduces
+
+Each claim of this chapter with the paper's value, what this run measured (the spread is the standard deviation over initialisations), the rule that decides the verdict (fixed in `earlytrain.claims` before any run) and the verdict at the scale run here. The {doc}`report` collects the verdicts of every chapter.""", id="claims-md"))
+cells.append(code("claims.show(CH)", metadata={"tags": ["remove-input"]}, id="claims"))
 cells.append(md(r"""## Where these defaults differ from the paper
 
 The defaults are sized for a 2-core CPU (a few minutes); `book/params/01_phase_diagram/paper.yaml`
@@ -180,7 +207,7 @@ carries the paper's sizes for a GPU.
   most expensive measurement; set it to `None` to include it.
 - **Not known from the paper** and chosen here [I]: the fixed widths of the depth diagram, and the
   25-75 % quantiles of the bars."""))
-for i, cell in enumerate(cells):
+for i, cell in enumerate(c for c in cells if c.get("id") not in ("claims-md", "claims")):
     cell["id"] = f"pd-{i:02d}"  # stable ids: regenerating the notebook changes nothing else
 nb = nbf.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -13,6 +13,11 @@ Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
 3. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
    a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
    only if they are stale (scripts/bookexec.py).
+
+Claims (earlytrain.claims): the copy has its own claims directory, _runs/book/_build/claims. It
+starts as a copy of the main book's (the other chapters' rows), papermill's kernel records the
+re-run chapter's claims into it (EARLYTRAIN_CLAIMS), and the build then re-executes the report,
+whose claims changed: the report of the copy shows the re-run chapter's rows.
 """
 from __future__ import annotations
 
@@ -30,13 +35,15 @@ from earlytrain.errors import ConfigError
 from earlytrain.params import check_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent
 
 
-def main(chapter: str, params: str) -> int:
+def main(chapter: str, params: str, root: Path = ROOT) -> int:
+    root = Path(root)
     chapter = Path(chapter).stem
-    src = ROOT / "book" / f"{chapter}.ipynb"
+    src = root / "book" / f"{chapter}.ipynb"
     if not src.exists():
-        names = sorted(p.stem for p in (ROOT / "book").glob("[0-9]*.ipynb"))
+        names = sorted(p.stem for p in (root / "book").glob("[0-9]*.ipynb"))
         print(f"CHAPTER: no notebook book/{chapter}.ipynb; expected one of {names}")
         return 2
     params_path = Path(params).resolve()
@@ -48,33 +55,40 @@ def main(chapter: str, params: str) -> int:
     except ConfigError as err:
         print(f"PARAMS: {params}: {err}")
         return 2
-    runs = ROOT / "_runs"
+    runs = root / "_runs"
     out = runs / f"{chapter}.ipynb"
     runs.mkdir(exist_ok=True)
+    book = runs / "book"
+    claims_main, claims_runs = bookexec.claims_dir(root), (book / "_build" / "claims").resolve()
+    shutil.rmtree(claims_runs, ignore_errors=True)  # the other chapters' rows: the main book's
+    claims_runs.mkdir(parents=True)
+    for f in claims_main.glob("*.json") if claims_main.is_dir() and claims_main != claims_runs else []:
+        shutil.copy(f, claims_runs / f.name)
+    (claims_runs / f"{chapter}.json").unlink(missing_ok=True)  # a failed run leaves no old rows
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           bookexec.CLAIMS_ENV: str(claims_runs)}
     jaxcache.enable(env)
     rc = subprocess.call([str(bindir / "papermill"), str(src), str(out), "-f", str(params_path),
-                          "--cwd", str(ROOT / "book"), "-k", "python3"], env=env)
+                          "--cwd", str(root / "book"), "-k", "python3"], env=env)
     if rc != 0:
         print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
         return rc
-    book = runs / "book"
     if book.exists():
         shutil.rmtree(book / "book", ignore_errors=True)
     (book / "book").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, book / name)
-    for item in (ROOT / "book").iterdir():
+        shutil.copy(root / name, book / name)
+    for item in (root / "book").iterdir():
         if item.name != f"{chapter}.ipynb":
             (book / "book" / item.name).symlink_to(item)
     nb = json.loads(out.read_text())
     nb["metadata"]["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
     (book / "book" / f"{chapter}.ipynb").write_text(json.dumps(nb, indent=1))
-    main_cache, runs_cache = bookexec.cache_path(ROOT), bookexec.cache_path(book)
+    main_cache, runs_cache = bookexec.cache_path(root), bookexec.cache_path(book)
     if main_cache.is_dir() and not runs_cache.exists():  # records match by code cells, not path
         shutil.copytree(main_cache, runs_cache)
-    return subprocess.call([sys.executable, str(ROOT / "scripts" / "build_book.py"), str(book)], env=env)
+    return subprocess.call([sys.executable, str(SCRIPTS / "build_book.py"), str(book)], env=env)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Every chapter runs end to end through papermill with its tiny `quick.yaml` preset, and the
-committed notebooks carry no outputs (the book computes them when it is built)."""
+"""Every chapter runs end to end through papermill with its tiny `quick.yaml` preset and records
+every claim it tests with valid fields (earlytrain.claims), and the committed notebooks carry no
+outputs (the book computes them when it is built)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +34,7 @@ def test_committed_notebook_is_clean_and_parameterised(nb_path):
 def test_chapter_runs_with_quick_preset(nb_path, tmp_path, monkeypatch):
     import papermill as pm
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("EARLYTRAIN_CLAIMS", str(tmp_path / "claims"))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     params = yaml.safe_load((ROOT / "book" / "params" / nb_path.stem / "quick.yaml").read_text())
     out = tmp_path / nb_path.name
@@ -51,3 +53,12 @@ def test_chapter_runs_with_quick_preset(nb_path, tmp_path, monkeypatch):
              if "application/papermill.record/image/png" in o.get("data", {})
              or o.get("metadata", {}).get("scrapbook")]
     assert images or glued or any("glue" in "".join(c["source"]) for c in executed["cells"])
+    # the content: every claim the chapter tests is recorded, with every field valid
+    from earlytrain import claims
+    recorded = claims.load(tmp_path / "claims")
+    assert list(recorded) == [nb_path.stem], "the chapter records its claims under its own name"
+    records = recorded[nb_path.stem]["records"]
+    assert [r.id for r in records] == [c.id for c in claims.claims_of(nb_path.stem)], "every claim, in order"
+    problems = [p for r in records for p in r.problems()]
+    assert not problems, problems
+    assert recorded[nb_path.stem]["scale"]
