@@ -718,7 +718,7 @@ def _rows_html(recs: list[Record], page: str = "") -> str:
     return "".join(out)
 
 
-HEAD = ("<tr><th>claim</th><th>statement</th><th>paper</th><th>measured</th><th>verdict</th>"
+HEAD = ("<tr><th>claim</th><th>statement</th><th>paper's value</th><th>measured</th><th>verdict</th>"
         "<th>rule</th><th>figure</th></tr>")
 
 

@@ -57,11 +57,14 @@ def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "in
             if name == "c_max" and "c_max_censored" in ds:  # a lower bound: open marker, arrow up
                 low = ds.c_max_censored.astype(bool).broadcast_like(c).any("seed").values.ravel()
                 if low.any():
-                    ax.plot(yy[low], mean[low], "o", mfc="white", mec=cmap(i), ms=6, ls="none",
+                    ax.plot(yy[low], mean[low], "o", mfc="white", mec=cmap(i), ms=6, ls="none", zorder=3,
                             label=f"{label}: lower bound (no divergence on the grid)")
                     for yv, m in zip(yy[low], mean[low]):
                         ax.annotate("", xy=(yv, m * 1.35), xytext=(yv, m),
                                     arrowprops=dict(arrowstyle="->", color=cmap(i), lw=1.2))
+                    top = float(np.nanmax(mean[low])) * 1.6  # room for the arrows (not clipped)
+                    if top > ax.get_ylim()[1]:
+                        ax.set_ylim(top=top)
         ax.axhline(2.0, color="k", ls="--", lw=1)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)

@@ -66,7 +66,7 @@ def phase_diagram(ds: xr.Dataset, depth=None):
             low = d.c_max_censored.astype(bool).any("seed").values
             if low.any():
                 yy = (y * offsets[name])[low]
-                ax.plot(mean[low], yy, "o", mfc="white", mec=CONSTANT_COLORS[name], ms=7, ls="none",
+                ax.plot(mean[low], yy, "o", mfc="white", mec=CONSTANT_COLORS[name], ms=7, ls="none", zorder=3,
                         label=LABELS[name] + " lower bound (no divergence on the grid)")
                 for m, yv in zip(mean[low], yy):
                     ax.annotate("", xy=(m * 1.35, yv), xytext=(m, yv),
