@@ -7,6 +7,9 @@ Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
    (``scripts/bookexec.py``): a chapter is stale when its code cells changed, or any library
    module it imports (its import closure, plus ``earlytrain/plotting/``) changed since it was last
    executed. Progress (running / done / cached, with elapsed times) is printed as it goes.
+   The reproduction report (book/report.ipynb) reads the claims the chapters record
+   (earlytrain.claims, in $EARLYTRAIN_CLAIMS or <root>/_build/claims): it executes after them,
+   whenever a chapter executed or a claims file changed.
    ``BOOK_JOBS=n`` sets the number of chapters executed at once (default: the CPU count, at most 2).
 2. ``jupyter-book build`` then finds every chapter cached and executes nothing. Any execution
    error or Sphinx warning fails the build (-n -W --keep-going); a chapter that failed in step 1
