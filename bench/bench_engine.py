@@ -3,7 +3,8 @@
 Part 1, cold top eigenvalue to 1e-3. An FCN of depth 4 and width 512 (~930k parameters) at
 initialisation, MSE on 2048 MNIST examples, float32. Reference: a fixed-order 80 Lanczos. Three
 ways to the top eigenvalue, timed (median of --repeats, compile excluded):
-  * adaptive: ``hessian.lanczos(linearized_hvp, v0, cap, tol=1e-3)``: stops by its bound;
+  * adaptive: ``hessian.lanczos(linearized_hvp, v0, cap, tol=1e-3)``: stops by its residual
+    bound (the default), or with ``gap_bound=True`` by the Kato-Temple gap estimate too;
   * floor: one primal + gradient (``jax.linearize`` of the gradient) and then exactly the tangent
     products that a Lanczos needs to be within 1e-3 of the reference (the smallest prefix of the
     reference run that is): time = t(primal) + k * t(tangent), each measured;
@@ -76,6 +77,7 @@ def part_cold(args):
     tangents = jax.jit(lambda p, v, m: jax.lax.fori_loop(
         0, m, lambda _, u: hessian._normalize(hessian.linearized_hvp(f, p)(u), u), v), static_argnums=2)
     adaptive = jax.jit(lambda p, v: hessian.lanczos(hessian.linearized_hvp(f, p), v, args.cap, TOL))
+    gap = jax.jit(lambda p, v: hessian.lanczos(hessian.linearized_hvp(f, p), v, args.cap, TOL, True))
 
     def before(p, v):  # the library before: order-20 Lanczos on jvp(grad), + 1 residual product
         mv = hessian.hvp(f, p)
@@ -84,7 +86,7 @@ def part_cold(args):
         return eig.value, resid
     before = jax.jit(before)
     for fn in (lambda: grad(flat), lambda: tangents(flat, v0, 10), lambda: tangents(flat, v0, 1),
-               lambda: adaptive(flat, v0), lambda: before(flat, v0)):
+               lambda: adaptive(flat, v0), lambda: gap(flat, v0), lambda: before(flat, v0)):
         block(fn())  # compile
     t_grad, _, _ = timing.timed(lambda: grad(flat), args.repeats)
     t1, _, _ = timing.timed(lambda: tangents(flat, v0, 1), args.repeats)
@@ -92,51 +94,57 @@ def part_cold(args):
     t_tan = (t10 - t1) / 9
     t_floor = t_grad + k_need * t_tan
     t_ad, _, eig = timing.timed(lambda: adaptive(flat, v0), args.repeats)
+    t_gap, _, eig_gap = timing.timed(lambda: gap(flat, v0), args.repeats)
     t_bf, _, (v_bf, _) = timing.timed(lambda: before(flat, v0), args.repeats)
-    ok = rel(eig.value, ref) <= TOL and rel(eig.value, ref) <= float(eig.bound) + 1e-7
+    ok = all(rel(e.value, ref) <= TOL and rel(e.value, ref) <= float(e.bound) + 1e-7 for e in (eig, eig_gap))
     print(f"   one primal + gradient {1e3 * t_grad:.0f} ms; one tangent product {1e3 * t_tan:.0f} ms")
     print(f"   {'':28s}{'products':>9s}{'time s':>9s}{'rel. error':>12s}{'bound':>10s}{'vs floor':>10s}")
     print(f"   {'floor (needed products)':28s}{k_need:9d}{t_floor:9.2f}{'<= 1e-03':>12s}{'':>10s}{1:9.2f}x")
-    print(f"   {'adaptive (tol 1e-3)':28s}{int(eig.n_matvec):9d}{t_ad:9.2f}{rel(eig.value, ref):12.1e}"
-          f"{float(eig.bound):10.1e}{t_ad / t_floor:9.2f}x")
+    for name, e, t in (("adaptive, residual bound", eig, t_ad), ("adaptive, + gap estimate", eig_gap, t_gap)):
+        print(f"   {name:28s}{int(e.n_matvec):9d}{t:9.2f}{rel(e.value, ref):12.1e}"
+              f"{float(e.bound):10.1e}{t / t_floor:9.2f}x")
     print(f"   {'before (order 20 + resid.)':28s}{21:9d}{t_bf:9.2f}{rel(v_bf, ref):12.1e}{'':>10s}"
           f"{t_bf / t_floor:9.2f}x")
-    print(f"   adaptive vs before: {t_bf / t_ad:.2f}x faster; claimed accuracy met: {ok}")
+    print(f"   adaptive (default) vs before: {t_bf / t_ad:.2f}x faster; claimed accuracy met: {ok}")
     return ok
 
 
 def part_tracked(args):
     print(f"\n== 2. tracked sharpness, tol {TOL:g}, warm starts, 10 SGD steps (book settings)")
-    print(f"   {'run':16s}{'products per step (steps 1-10)':>42s}{'median':>8s}{'max err':>10s}{'ok':>4s}")
-    all_k, all_ok = [], True
+    print(f"   {'run':16s}{'rule':10s}{'products per step (steps 1-10)':>42s}{'median':>8s}{'max err':>10s}{'ok':>4s}")
+    all_k, all_ok = {False: [], True: []}, True
     for (d, w, c) in ((4, 256, 2.5), (4, 256, 8.0), (8, 32, 8.0)):
-        cfg = sweep.SweepConfig(dataset="mnist", n_train=4096, n_measure=512, depths=(d,), widths=(w,),
-                                seeds=(1,), train=train.TrainConfig(batch_size=512, num_steps=10))
-        pt = sweep._Point(cfg, d, w)
-        cs = jnp.asarray([[c]])
-        tr = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, cs, pt.data, pt.batches, cfg.train)
-        k = np.asarray(tr.sharpness_matvecs)[0, 0, 1:]
-        lam = np.asarray(tr.sharpness)[0, 0, 1:]
-        p = pt.params
-        one = cfg.train.replace(num_steps=1, measure_sharpness=False)
-        lf = train._loss_fn(pt.model, "mse")
-        ref_fn = jax.jit(lambda q, a: hessian.loss_sharpness(
-            lambda r: lf(r, a, pt.data.x_meas, pt.data.y_meas), q, None, "lanczos", args.ref_order, 0.0).value)
-        errs = []
-        for t in range(10):
-            step, p = train.run_grid(pt.model, p, pt.aux, pt.lam0, cs, pt.data, pt.batches[t:t + 1], one,
-                                     return_params=True)
-            p = jax.tree.map(lambda a: a[:, 0], p)
-            assert abs(float(step.loss[0, 0, 1]) - float(tr.loss[0, 0, t + 1])) <= 1e-5 * abs(float(step.loss[0, 0, 1]))
-            ref = float(ref_fn(jax.tree.map(lambda a: a[0], p), jax.tree.map(lambda a: a[0], pt.aux)))
-            errs.append(rel(lam[t], ref))
-        ok = max(errs) <= TOL
-        all_ok &= ok
-        all_k += list(k)
-        print(f"   d={d} w={w} c={c:<4g}{' '.join(f'{v:3d}' for v in k):>42s}{np.median(k):8.1f}"
-              f"{max(errs):10.1e}{'yes' if ok else 'NO':>4s}")
-    print(f"   all {len(all_k)} measurements: median {np.median(all_k):.1f} products (before: 21), "
-          f"max {max(all_k)}; every estimate within {TOL:g} of the reference: {all_ok}")
+        for gap in (False, True):
+            cfg = sweep.SweepConfig(dataset="mnist", n_train=4096, n_measure=512, depths=(d,), widths=(w,),
+                                    seeds=(1,), train=train.TrainConfig(batch_size=512, num_steps=10,
+                                                                        sharpness_gap_bound=gap))
+            pt = sweep._Point(cfg, d, w)
+            cs = jnp.asarray([[c]])
+            tr = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, cs, pt.data, pt.batches, cfg.train)
+            k = np.asarray(tr.sharpness_matvecs)[0, 0, 1:]
+            lam = np.asarray(tr.sharpness)[0, 0, 1:]
+            if not gap:  # the reference at the same parameters, once per run
+                p, refs = pt.params, []
+                one = cfg.train.replace(num_steps=1, measure_sharpness=False)
+                lf = train._loss_fn(pt.model, "mse")
+                ref_fn = jax.jit(lambda q, a: hessian.loss_sharpness(
+                    lambda r: lf(r, a, pt.data.x_meas, pt.data.y_meas), q, None, "lanczos", args.ref_order, 0.0).value)
+                for t in range(10):
+                    step, p = train.run_grid(pt.model, p, pt.aux, pt.lam0, cs, pt.data, pt.batches[t:t + 1], one,
+                                             return_params=True)
+                    p = jax.tree.map(lambda a: a[:, 0], p)
+                    assert abs(float(step.loss[0, 0, 1]) - float(tr.loss[0, 0, t + 1])) <= 1e-5 * abs(float(step.loss[0, 0, 1]))
+                    refs.append(float(ref_fn(jax.tree.map(lambda a: a[0], p), jax.tree.map(lambda a: a[0], pt.aux))))
+            errs = [rel(lam[t], refs[t]) for t in range(10)]
+            ok = max(errs) <= TOL
+            all_ok &= ok or gap  # the gap estimate is opt-in and not rigorous: reported, not required
+            all_k[gap] += list(k)
+            print(f"   d={d} w={w} c={c:<4g}{'gap' if gap else 'residual':10s}{' '.join(f'{v:3d}' for v in k):>42s}"
+                  f"{np.median(k):8.1f}{max(errs):10.1e}{'yes' if ok else 'NO':>4s}")
+    for gap in (False, True):
+        print(f"   {'gap estimate' if gap else 'residual bound (default)'}: {len(all_k[gap])} measurements, median "
+              f"{np.median(all_k[gap]):.1f} products (before: 21), max {max(all_k[gap])}")
+    print(f"   every default estimate within {TOL:g} of the reference: {all_ok}")
     return all_ok
 
 
