@@ -165,9 +165,12 @@ print("RESULT " + json.dumps(out))
 
 def _crit_in(lib: Path) -> dict:
     with tempfile.TemporaryDirectory() as res:
-        env = {**os.environ, "PYTHONPATH": str(lib), "EARLYTRAIN_RESULTS": res, "JAX_COMPILATION_CACHE_DIR": ""}
+        env = {**os.environ, "PYTHONPATH": str(lib), "EARLYTRAIN_RESULTS": res, "JAX_COMPILATION_CACHE_DIR": "",
+               "EARLYTRAIN_DATA": str(et_data.data_dir())}  # a worktree has no data/
         env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
-        out = subprocess.run([sys.executable, "-c", CRIT], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", CRIT], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"critical_point with the library in {lib} failed:\n{out.stderr[-3000:]}")
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
 
@@ -200,7 +203,7 @@ def main(argv=None):
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--n", type=int, default=2048)
-    ap.add_argument("--cap", type=int, default=80)
+    ap.add_argument("--cap", type=int, default=40, help="products cap (the book: 2 x 20 for lambda_0)")
     ap.add_argument("--ref-order", type=int, default=80)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline-rev", default="e77e27a",

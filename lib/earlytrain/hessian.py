@@ -226,7 +226,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         beta_prev = jnp.where(j > 0, s["betas"][jnp.maximum(j - 1, 0)], 0.0)
         w = w - alpha * v - beta_prev * basis[jnp.maximum(j - 1, 0)]
         for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan / Parlett)
-            w = w - basis.T @ (basis @ w)
+            w = w - (basis @ w) @ basis
         beta = jnp.linalg.norm(w)
         scale = jnp.maximum(s["scale"], jnp.maximum(jnp.abs(alpha), beta))
         broke = beta <= BREAKDOWN * eps * scale
@@ -242,7 +242,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         k=jnp.int32(0), basis=basis, alphas=zeros, betas=zeros, scale=jnp.zeros((), dtype),
         done=jnp.asarray(False), value=jnp.zeros((), dtype), resid=inf, bound=inf))
     _, S = _tridiag_eig(s["alphas"], s["betas"], s["k"], s["scale"])
-    vector = _normalize(s["basis"].T @ S[:, -1], v0)
+    vector = _normalize(S[:, -1] @ s["basis"], v0)
     return Eig(s["value"], vector, s["resid"], s["k"], s["bound"] <= tol, s["bound"])
 
 
