@@ -71,6 +71,7 @@ POWER_KEY = 24  # the paper's fixed start vector key
 BREAKDOWN = 100  # beta <= BREAKDOWN * eps * |T| counts as a breakdown (invariant Krylov space)
 FLOOR = 16       # rounding floor of a Ritz value: FLOOR * eps * |T| (eps of the vectors' dtype)
 GAP_MIN_K = 3    # the gap bound needs a Krylov space of dimension >= 3 (see the module docstring)
+REORTH_BLOCK = 8  # re-orthogonalise against the live rows of the basis, this many at a time
 
 
 class Eig(NamedTuple):
@@ -212,8 +213,17 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
     m = order
     eps = jnp.finfo(dtype).eps
     v0 = _normalize(v0, start_vector(n, dtype))
-    basis = jnp.zeros((m, n), dtype).at[0].set(v0)
+    m_pad = -(-m // REORTH_BLOCK) * REORTH_BLOCK  # rows past m stay zero
+    basis = jnp.zeros((m_pad, n), dtype).at[0].set(v0)
     zeros = jnp.zeros(m, dtype)
+
+    def project_out(basis, w, live):
+        """w minus its components along the first ``live`` rows, a block of rows at a time:
+        the cost follows the Krylov dimension reached, not the cap (rows past it are zero)."""
+        def block(i, w):
+            V = jax.lax.dynamic_slice_in_dim(basis, i * REORTH_BLOCK, REORTH_BLOCK, axis=0)
+            return w - (V @ w) @ V  # not V.T @ (V @ w): XLA would materialise the transpose
+        return jax.lax.fori_loop(0, (live + REORTH_BLOCK - 1) // REORTH_BLOCK, block, w)
 
     def cond(s):
         return (s["k"] < m) & ~s["done"]
@@ -226,7 +236,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         beta_prev = jnp.where(j > 0, s["betas"][jnp.maximum(j - 1, 0)], 0.0)
         w = w - alpha * v - beta_prev * basis[jnp.maximum(j - 1, 0)]
         for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan / Parlett)
-            w = w - (basis @ w) @ basis
+            w = project_out(basis, w, j + 1)
         beta = jnp.linalg.norm(w)
         scale = jnp.maximum(s["scale"], jnp.maximum(jnp.abs(alpha), beta))
         broke = beta <= BREAKDOWN * eps * scale
@@ -242,7 +252,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         k=jnp.int32(0), basis=basis, alphas=zeros, betas=zeros, scale=jnp.zeros((), dtype),
         done=jnp.asarray(False), value=jnp.zeros((), dtype), resid=inf, bound=inf))
     _, S = _tridiag_eig(s["alphas"], s["betas"], s["k"], s["scale"])
-    vector = _normalize(S[:, -1] @ s["basis"], v0)
+    vector = _normalize(S[:, -1] @ s["basis"][:m], v0)
     return Eig(s["value"], vector, s["resid"], s["k"], s["bound"] <= tol, s["bound"])
 
 
