@@ -58,14 +58,13 @@ to that same scale, stops the iteration, and leaves an exact (to rounding) Ritz 
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .errors import ConfigError, check, check_choice, check_int  # noqa: F401 (re-exported)
+from .errors import ConfigError, check, check_choice, check_int, is_real  # noqa: F401 (re-exported)
 
 POWER_KEY = 24  # the paper's fixed start vector key
 BREAKDOWN = 100  # beta <= BREAKDOWN * eps * |T| counts as a breakdown (invariant Krylov space)
@@ -127,7 +126,7 @@ def _relative(err, value):
 def _check_args(num_iters, tol, param="sharpness_iters"):
     if not isinstance(num_iters, jax.core.Tracer):  # power iteration's cap may be traced
         check_int(num_iters, param, minimum=1)
-    check(isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0 <= tol < float("inf"),
+    check(is_real(tol) and 0 <= tol < float("inf"),
           "sharpness_tol", "a finite number >= 0 (0: always run to the cap)", tol)
 
 
@@ -207,7 +206,8 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
 
     n_matvec = k products: the residual comes from the recurrence, not from an extra product.
     tol = 0 runs to the cap (a fixed-order Lanczos). Works under jit / vmap / lax.map / scan:
-    the basis is a static [order, n] buffer and the steps a while_loop."""
+    the basis is a static [order, n] buffer (padded to whole re-orthogonalisation blocks) and
+    the steps a while_loop."""
     _check_args(order, tol)
     n, dtype = v0.shape[0], v0.dtype
     m = order

@@ -19,8 +19,9 @@ Not stated by the paper, exposed as parameters [I]: K_tau, the window half-width
 
 Cost. Runs with small c need K_tau / c steps but only a few sharpness measurements, all inside
 their window. Runs are grouped by tau (``bin_ratio``); each group is trained in chunks of
-``chunk`` steps without sharpness and advanced one step at a time with a sharpness measurement
-at the group's measurement steps. This composes ``train.run_grid`` (restarting plain SGD from
+``chunk`` steps without sharpness and advanced one step at a time to each of the group's
+measurement steps, where ``measure_many`` measures the sharpness of every run, warm-started from
+that run's previous measurement. This composes ``train.run_grid`` (restarting plain SGD from
 the returned parameters is exact: optax.sgd without momentum has no state; the batch schedule
 is sliced so the batch order is that of one uninterrupted run) and needs three compiles per
 (depth, width), whatever the grid.

@@ -17,7 +17,6 @@ back into the computation, so no NaN reaches other runs of the same batch.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -28,7 +27,7 @@ import numpy as np
 import optax
 
 from . import hessian, losses
-from .errors import check, check_bool, check_choice, check_int, check_positive, strict_init
+from .errors import check, check_bool, check_choice, check_int, check_positive, is_real, strict_init
 from .models import Model
 
 OPTIMIZERS = ("sgd", "gd")
@@ -65,12 +64,9 @@ class TrainConfig:
         check_int(self.sharpness_iters, "sharpness_iters", minimum=1)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)
         check_int(self.sharpness_per_decade, "sharpness_per_decade", minimum=0)
-        check(isinstance(self.sharpness_tol, numbers.Real) and 0 <= self.sharpness_tol < 1
-              and not isinstance(self.sharpness_tol, bool), "sharpness_tol",
-              "a number in [0, 1) (0: always spend sharpness_iters products)", self.sharpness_tol)
-        check(isinstance(self.lambda0_tol, numbers.Real) and 0 <= self.lambda0_tol < 1
-              and not isinstance(self.lambda0_tol, bool), "lambda0_tol",
-              "a number in [0, 1) (0: always spend 2 * sharpness_iters products)", self.lambda0_tol)
+        for name, cap in (("sharpness_tol", "sharpness_iters"), ("lambda0_tol", "2 * sharpness_iters")):
+            tol = getattr(self, name)
+            check(is_real(tol) and 0 <= tol < 1, name, f"a number in [0, 1) (0: always spend {cap} products)", tol)
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
 
     def replace(self, **kw) -> "TrainConfig":
