@@ -9,7 +9,10 @@ of those sources is stored in the chapter's jupyter-cache record (its ``data`` f
 
 Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`:
 
-* finds every notebook of ``_toc.yml`` that myst-nb would execute in ``cache`` mode (not those
+* finds every notebook of ``_toc.yml`` that myst-nb would execute in ``cache`` mode: ``.ipynb``
+  files and MyST Markdown notebooks (``.md`` with a jupytext ``format_name: myst`` or
+  ``file_format: mystnb`` front matter, the book's chapters), read with myst-nb's own reader so that
+  the cells (and so the jupyter-cache key) are exactly those Jupyter Book looks up; not those
   with ``mystnb: execution_mode`` other than ``cache`` in their metadata, e.g. ``make rerun``'s
   chapter, nor those matched by ``execute.exclude_patterns``);
 * leaves cached a chapter whose record exists and whose library hashes are the current ones;
@@ -25,7 +28,7 @@ Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`
 Claims and the report (``earlytrain.claims``). Each chapter records its claims' verdicts into
 ``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
 ``<root>/_build/claims``, and the kernels run with ``EARLYTRAIN_CLAIMS`` set to it. A notebook whose
-metadata has ``earlytrain: {report: true}`` (``book/report.ipynb``) reads those files, so it is
+metadata has ``earlytrain: {report: true}`` (``book/report.md``) reads those files, so it is
 never stale:
 
 * it executes after every chapter of the build has finished (never alongside one);
@@ -73,8 +76,56 @@ def cache_path(root: Path, config: dict | None = None) -> Path:
     return (root / custom).resolve() if custom else root / "_build" / ".jupyter_cache"
 
 
+NOTEBOOK_SUFFIXES = (".ipynb", ".md")  # what a _toc.yml entry without extension may name
+
+
+def is_notebook(path: Path) -> bool:
+    """An ``.ipynb`` file, or a Markdown file that myst-nb reads as a notebook (MyST front matter)."""
+    if path.suffix == ".ipynb":
+        return path.is_file()
+    if path.suffix != ".md" or not path.is_file():
+        return False
+    from myst_nb.core.read import is_myst_markdown_notebook
+    return is_myst_markdown_notebook(path.read_text(encoding="utf8"))
+
+
+def source_of(root: Path, entry: str) -> Path | None:
+    """The file a ``_toc.yml`` entry (a docname, with or without extension) names, if a notebook."""
+    p = root / entry
+    if p.suffix in NOTEBOOK_SUFFIXES:
+        return p if is_notebook(p) else None
+    for suffix in NOTEBOOK_SUFFIXES:
+        q = p.with_name(p.name + suffix)
+        if q.is_file():  # the one source of this docname (Sphinx refuses two)
+            return q if is_notebook(q) else None
+    return None
+
+
+def md_config(root: Path):
+    """myst-parser's configuration as the book sets it (``parse.myst_enable_extensions``)."""
+    from myst_parser.config.main import MdParserConfig
+    exts = (book_config(root).get("parse") or {}).get("myst_enable_extensions") or []
+    try:
+        return MdParserConfig(enable_extensions=set(exts))
+    except Exception:  # an extension this myst-parser does not know: code cells do not depend on it
+        return MdParserConfig()
+
+
+def read_notebook(path: Path, root: Path | None = None) -> nbformat.NotebookNode:
+    """A notebook as myst-nb reads it: ``.ipynb`` with nbformat, a MyST ``.md`` with myst-nb's
+    reader (the same code cells, metadata and so jupyter-cache hash as in ``jupyter-book build``)."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return nbformat.read(str(path), as_version=4)
+    from myst_nb.core.read import read_myst_markdown_notebook
+    config = md_config(Path(root) if root else path.parent)
+    return read_myst_markdown_notebook(path.read_text(encoding="utf8"), config=config,
+                                       add_source_map=True, path=str(path))
+
+
 def toc_notebooks(root: Path) -> list[Path]:
-    """The ``.ipynb`` files that ``_toc.yml`` lists (``root``, ``file`` entries), in order."""
+    """The notebooks (``.ipynb``, MyST ``.md``) that ``_toc.yml`` lists (``root``, ``file``
+    entries), in order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text()) or {}
     found: list[Path] = []
 
@@ -82,9 +133,8 @@ def toc_notebooks(root: Path) -> list[Path]:
         if isinstance(node, dict):
             for key in ("root", "file"):
                 if isinstance(node.get(key), str):
-                    p = root / node[key]
-                    p = p if p.suffix == ".ipynb" else p.with_name(p.name + ".ipynb")
-                    if p.is_file() and p not in found:
+                    p = source_of(root, node[key])
+                    if p is not None and p not in found:
                         found.append(p)
             for v in node.values():
                 walk(v)
@@ -240,7 +290,7 @@ def plan(root: Path) -> Plan:
     last_by_uri = {r.uri: (r.data or {}).get("execution_seconds") for r in records}
     for path in toc_notebooks(root):
         name = docname(root, path)
-        nb = nbformat.read(str(path), as_version=4)
+        nb = read_notebook(path, root)
         excluded = any(PurePosixPath(path.as_posix()).match(p) for p in ex.get("exclude_patterns") or [])
         if _mode_of(nb, default_mode) != "cache" or excluded:
             out.skipped.append(name)
@@ -277,13 +327,14 @@ def plan(root: Path) -> Plan:
 
 
 # ----------------------------------------------------------------------------- execution
-def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str | None = None) -> dict:
+def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str | None = None,
+                 root: str | None = None) -> dict:
     """Worker (own process): execute one notebook in its directory, return it and its outcome.
     ``claims``: the claims directory its kernel records into (``EARLYTRAIN_CLAIMS``)."""
     from jupyter_cache.executors.utils import single_nb_execution
     if claims:
         os.environ[CLAIMS_ENV] = claims
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(Path(path), root)
     start = time.perf_counter()
     try:
         res = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
@@ -363,7 +414,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                         ch.claims_hash = claims_hash(cdir)
                     log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
                     log_file.unlink(missing_ok=True)
-                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors, str(cdir))
+                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors, str(cdir), str(root))
                     running[fut] = (ch, time.perf_counter())
                 log(_status(t0, running, done, failed, pl.cached))
                 finished, _ = cf.wait(list(running), timeout=every, return_when=cf.FIRST_COMPLETED)

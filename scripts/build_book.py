@@ -7,7 +7,9 @@ Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
    (``scripts/bookexec.py``): a chapter is stale when its code cells changed, or any library
    module it imports (its import closure, plus ``earlytrain/plotting/``) changed since it was last
    executed. Progress (running / done / cached, with elapsed times) is printed as it goes.
-   The reproduction report (book/report.ipynb) reads the claims the chapters record
+   The chapters are MyST Markdown notebooks (``book/*.md``, jupytext's ``myst`` format), which
+   myst-nb reads and executes as they are; ``.ipynb`` files work too (``make rerun``'s copy).
+   The reproduction report (book/report.md) reads the claims the chapters record
    (earlytrain.claims, in $EARLYTRAIN_CLAIMS or <root>/_build/claims): it executes after them,
    whenever a chapter executed or a claims file changed.
    ``BOOK_JOBS=n`` sets the number of chapters executed at once (default: the CPU count, at most 2).
@@ -20,7 +22,6 @@ to the kernels.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -38,8 +39,8 @@ ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().paren
 def parameters_of(nb_path: Path) -> str:
     """The source of the cells tagged 'parameters' / 'injected-parameters' of a notebook."""
     try:
-        nb = json.loads(nb_path.read_text())
-    except (OSError, ValueError):
+        nb = bookexec.read_notebook(nb_path, ROOT)
+    except Exception:
         return "(notebook not readable)"
     srcs = ["".join(c["source"]) for c in nb["cells"]
             if {"parameters", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
@@ -50,7 +51,8 @@ def report_failures() -> None:
     reports = sorted((ROOT / "_build" / "html" / "reports").rglob("*.err.log"))
     for log in reports:
         rel = log.relative_to(ROOT / "_build" / "html" / "reports")
-        nb = (ROOT / rel).with_name(rel.name.replace(".err.log", ".ipynb"))
+        nb = bookexec.source_of(ROOT, (rel.parent / rel.name.replace(".err.log", "")).as_posix())
+        nb = nb or (ROOT / rel).with_name(rel.name.replace(".err.log", ".ipynb"))
         bar = "=" * 78
         print(f"\n{bar}\nFAILED CHAPTER: {nb.relative_to(ROOT) if nb.exists() else rel}\n{bar}")
         print("Parameters it ran with:\n" + parameters_of(nb))
@@ -62,7 +64,9 @@ def config_excluding(failed: list[str]) -> Path:
     (Jupyter Book would run them again, for up to the timeout each, to fail the same way)."""
     config = bookexec.book_config(ROOT)
     ex = config.setdefault("execute", {})
-    ex["exclude_patterns"] = list(ex.get("exclude_patterns") or []) + [f"{d}.ipynb" for d in failed]
+    paths = [bookexec.source_of(ROOT, d) for d in failed]
+    ex["exclude_patterns"] = list(ex.get("exclude_patterns") or []) + [
+        (p.relative_to(ROOT).as_posix() if p else f"{d}.ipynb") for d, p in zip(failed, paths)]
     path = ROOT / "_build" / "config_without_failed.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))

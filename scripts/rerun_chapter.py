@@ -5,12 +5,16 @@ Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
 
 0. Every key of the YAML must be a parameter the chapter declares (earlytrain.params; the
    chapter checks it again in its kernel, so plain papermill fails the same way).
-1. papermill executes book/CHAPTER.ipynb with the YAML's values injected after its
-   'parameters' cell -> _runs/CHAPTER.ipynb (executed, with outputs).
-2. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
+1. The chapter's source, book/CHAPTER.md (a MyST Markdown notebook), is converted by jupytext to
+   _runs/CHAPTER.input.ipynb (code cells and their tags, the 'parameters' one included, as they are).
+2. papermill executes it with the YAML's values injected after its 'parameters' cell
+   -> _runs/CHAPTER.ipynb (executed, with outputs). By hand, the same two steps are
+       jupytext --to ipynb -o ch.ipynb book/CHAPTER.md
+       papermill ch.ipynb out.ipynb -f PARAMS.yaml --cwd book
+3. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
    notebook, marked not to be re-executed; the other chapters are re-used from the library
    cache (results/), so only what changed is computed.
-3. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
+4. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
    a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
    only if they are stale (scripts/bookexec.py).
 
@@ -21,7 +25,6 @@ whose claims changed: the report of the copy shows the re-run chapter's rows.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +33,8 @@ from pathlib import Path
 
 import bookexec
 import jaxcache
+import jupytext
+import nbformat
 import yaml
 from earlytrain.errors import ConfigError
 from earlytrain.params import check_notebook
@@ -41,10 +46,10 @@ SCRIPTS = Path(__file__).resolve().parent
 def main(chapter: str, params: str, root: Path = ROOT) -> int:
     root = Path(root)
     chapter = Path(chapter).stem
-    src = root / "book" / f"{chapter}.ipynb"
-    if not src.exists():
-        names = sorted(p.stem for p in (root / "book").glob("[0-9]*.ipynb"))
-        print(f"CHAPTER: no notebook book/{chapter}.ipynb; expected one of {names}")
+    src = bookexec.source_of(root, f"book/{chapter}")
+    if src is None:
+        names = sorted({p.stem for p in (root / "book").glob("[0-9]*.*") if bookexec.is_notebook(p)})
+        print(f"CHAPTER: no notebook book/{chapter}.md; expected one of {names}")
         return 2
     params_path = Path(params).resolve()
     if not params_path.exists():
@@ -58,6 +63,8 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
     runs = root / "_runs"
     out = runs / f"{chapter}.ipynb"
     runs.mkdir(exist_ok=True)
+    notebook = runs / f"{chapter}.input.ipynb"  # what papermill runs: the chapter as .ipynb
+    jupytext.write(jupytext.read(src), notebook, fmt="ipynb")
     book = runs / "book"
     claims_main, claims_runs = bookexec.claims_dir(root), (book / "_build" / "claims").resolve()
     shutil.rmtree(claims_runs, ignore_errors=True)  # the other chapters' rows: the main book's
@@ -69,7 +76,7 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
            bookexec.CLAIMS_ENV: str(claims_runs)}
     jaxcache.enable(env)
-    rc = subprocess.call([str(bindir / "papermill"), str(src), str(out), "-f", str(params_path),
+    rc = subprocess.call([str(bindir / "papermill"), str(notebook), str(out), "-f", str(params_path),
                           "--cwd", str(root / "book"), "-k", "python3"], env=env)
     if rc != 0:
         print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
@@ -80,11 +87,11 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, book / name)
     for item in (root / "book").iterdir():
-        if item.name != f"{chapter}.ipynb":
+        if item.name not in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
             (book / "book" / item.name).symlink_to(item)
-    nb = json.loads(out.read_text())
-    nb["metadata"]["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
-    (book / "book" / f"{chapter}.ipynb").write_text(json.dumps(nb, indent=1))
+    nb = nbformat.read(str(out), as_version=4)  # the executed chapter replaces its source
+    nb.metadata["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
+    nbformat.write(nb, str(book / "book" / f"{chapter}.ipynb"))
     main_cache, runs_cache = bookexec.cache_path(root), bookexec.cache_path(book)
     if main_cache.is_dir() and not runs_cache.exists():  # records match by code cells, not path
         shutil.copytree(main_cache, runs_cache)

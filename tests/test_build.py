@@ -4,6 +4,8 @@ A tiny book of two chapters is built against a *copy* of the earlytrain package,
 PYTHONPATH, so the test can edit the library: chapter `a` imports `earlytrain.uv` and
 `earlytrain.plotting.style`, chapter `b` only `earlytrain.plotting`. Builds run as a user runs
 them (`python scripts/build_book.py ROOT`); `bookexec.py --dry-run` says what a build would execute.
+Chapters `a` and `bad` are MyST Markdown notebooks (.md, as the book's chapters are), the others
+.ipynb (as `make rerun`'s executed chapter is).
 """
 from __future__ import annotations
 
@@ -48,6 +50,13 @@ def notebook(*cells: str, params: str | None = None, mode: str | None = None) ->
     return json.dumps({"cells": cs, "nbformat": 4, "nbformat_minor": 5, "metadata": meta})
 
 
+def myst(nb_json: str) -> str:
+    """A notebook (JSON text) as a MyST Markdown notebook, as `jupytext --to myst` writes it."""
+    import jupytext
+    import nbformat
+    return jupytext.writes(nbformat.reads(nb_json, as_version=4), fmt="md:myst")
+
+
 def make_book(tmp: Path, chapters: dict[str, str]) -> tuple[Path, dict]:
     lib = tmp / "lib"
     shutil.copytree(REPO / "lib" / "earlytrain", lib / "earlytrain",
@@ -58,8 +67,8 @@ def make_book(tmp: Path, chapters: dict[str, str]) -> tuple[Path, dict]:
     (root / "intro.md").write_text("# Tiny book\n")
     (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
                                    + "".join(f"  - file: {n}\n" for n in chapters))
-    for name, text in chapters.items():
-        (root / f"{name}.ipynb").write_text(text)
+    for name, text in chapters.items():  # MyST text starts with its front matter
+        (root / f"{name}.{'md' if text.startswith('---') else 'ipynb'}").write_text(text)
     env = {**os.environ, "PYTHONPATH": f"{lib}{os.pathsep}{SCRIPTS}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "EARLYTRAIN_RESULTS": str(tmp / "results")}
@@ -106,8 +115,8 @@ def test_notebook_imports_and_library():
 
 def test_rebuild_is_cached_and_never_stale(tmp_path):
     root, env = make_book(tmp_path, {
-        "a": notebook("from earlytrain import uv\nfrom earlytrain.plotting.style import PHASE_COLORS\n"
-                      "print('divergent colour', PHASE_COLORS['divergent'])"),
+        "a": myst(notebook("from earlytrain import uv\nfrom earlytrain.plotting.style import PHASE_COLORS\n"
+                           "print('divergent colour', PHASE_COLORS['divergent'])")),
         "b": notebook("from earlytrain import plotting\nprint('phase colours', len(plotting.PHASE_COLORS))"),
         "manual": notebook("from earlytrain import uv\nraise SystemExit('must not run')", mode="off"),
     })
@@ -143,16 +152,22 @@ def test_rebuild_is_cached_and_never_stale(tmp_path):
 
     assert {k: v[0] for k, v in dry_run(root, env).items()} == unchanged
 
+    # the .md chapter is keyed on its code cells as myst-nb reads them: its prose is not, its code is
+    edit(root / "a.md", "# Chapter", "# Chapter a, retitled")
+    assert {k: v[0] for k, v in dry_run(root, env).items()} == unchanged
+    edit(root / "a.md", "print('divergent colour'", "print('the divergent colour'")
+    assert dry_run(root, env)["a"] == ("stale", "a (notebook changed)")
+
 
 def test_failing_chapter_is_reported(tmp_path):
     root, env = make_book(tmp_path, {
         "good": notebook("print('fine')"),
-        "bad": notebook("x = 1", "def f(v):\n    return 1 / (v - 1)\nf(x)", params="x = 1"),
+        "bad": myst(notebook("x = 1", "def f(v):\n    return 1 / (v - 1)\nf(x)", params="x = 1")),
     })
     r = build(root, env)
     out = r.stdout + r.stderr
     assert r.returncode != 0
-    assert "FAILED CHAPTER: bad.ipynb" in out
+    assert "FAILED CHAPTER: bad.md" in out
     assert "Parameters it ran with:\nx = 1" in out
     assert "Failing cell: code cell 3 of 3" in out
     assert "return 1 / (v - 1)" in out and "ZeroDivisionError" in out  # the cell and the traceback

@@ -102,7 +102,7 @@ def test_figure_labels_exist_in_chapters():
     from pathlib import Path
     book = Path(__file__).resolve().parent.parent / "book"
     for c in claims.REGISTRY.values():
-        text = (book / f"{c.chapter}.ipynb").read_text()
+        text = (book / f"{c.chapter}.md").read_text()
         assert f":name: {c.figure}" in text, (c.id, c.figure)
 
 

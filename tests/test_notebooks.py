@@ -1,10 +1,12 @@
-"""Every chapter runs end to end through papermill with its tiny `quick.yaml` preset and records
-every claim it tests with valid fields (earlytrain.claims), and the committed notebooks carry no
-outputs (the book computes them when it is built)."""
+"""Every chapter is a MyST Markdown notebook (book/NN_*.md, jupytext's myst format: text, no
+outputs; the book computes them when it is built) with one `parameters` cell, and runs end to end
+through papermill (after jupytext converts it to .ipynb) with its tiny `quick.yaml` preset,
+recording every claim it tests with valid fields (earlytrain.claims)."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,15 +14,32 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.md"))
 
 
-@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
-def test_committed_notebook_is_clean_and_parameterised(nb_path):
-    nb = json.loads(nb_path.read_text())
+def test_chapters_are_text():
+    """Every page of the book is MyST Markdown: no .ipynb in book/ (in git or on disk)."""
+    assert CHAPTERS and (ROOT / "book" / "report.md").is_file()
+    tracked = subprocess.run(["git", "ls-files", "book"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert not [f for f in tracked.split() if f.endswith(".ipynb")]
+    assert not list((ROOT / "book").glob("*.ipynb"))
+    assert not (ROOT / "scripts" / "make_nb_01.py").exists(), "chapter 01 is text like the others"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS + [ROOT / "book" / "report.md"], ids=lambda p: p.stem)
+def test_chapter_is_a_myst_notebook_and_parameterised(nb_path):
+    import jupytext
+    from myst_nb.core.read import is_myst_markdown_notebook
+    text = nb_path.read_text()
+    assert is_myst_markdown_notebook(text), "a MyST notebook (jupytext front matter), which myst-nb executes"
+    nb = jupytext.read(nb_path)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert not any(c.get("outputs") for c in code), "commit notebooks without outputs"
-    assert not any(c.get("execution_count") for c in code), "commit notebooks without execution counts"
+    assert code
+    assert "```{code-cell}" in text
+    if nb_path.stem == "report":
+        assert nb.metadata.get("earlytrain") == {"report": True}, "bookexec runs the report last"
+        return
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert (ROOT / "book" / "params" / nb_path.stem / "quick.yaml").exists()
@@ -32,13 +51,15 @@ def test_committed_notebook_is_clean_and_parameterised(nb_path):
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_runs_with_quick_preset(nb_path, tmp_path, monkeypatch):
+    import jupytext
     import papermill as pm
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("EARLYTRAIN_CLAIMS", str(tmp_path / "claims"))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     params = yaml.safe_load((ROOT / "book" / "params" / nb_path.stem / "quick.yaml").read_text())
-    out = tmp_path / nb_path.name
-    pm.execute_notebook(str(nb_path), str(out), parameters=params, cwd=str(ROOT / "book"),
+    src, out = tmp_path / f"{nb_path.stem}.input.ipynb", tmp_path / f"{nb_path.stem}.ipynb"
+    jupytext.write(jupytext.read(nb_path), src, fmt="ipynb")  # as make rerun runs it
+    pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(ROOT / "book"),
                         kernel_name="python3", progress_bar=False)
     executed = json.loads(out.read_text())
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]

@@ -2,7 +2,6 @@
 matches: in the kernel (plain papermill, make rerun, the tests) and in scripts/rerun_chapter.py."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from earlytrain import params
 from earlytrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.md"))
 
 
 def test_declared_names():
@@ -37,7 +36,7 @@ def test_check_injected_on_a_history():
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
 def test_every_chapter_checks_its_injected_parameters(nb_path):
     """The cell after the parameters cell starts with check_injected(), imported before."""
-    code = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
+    code = [c for c in params.read_notebook(nb_path)["cells"] if c["cell_type"] == "code"]
     i = [k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])][0]
     before = "".join("".join(c["source"]) for c in code[:i])
     assert "from earlytrain.params import check_injected" in before
@@ -46,12 +45,16 @@ def test_every_chapter_checks_its_injected_parameters(nb_path):
 
 
 def test_check_notebook_for_a_yaml(tmp_path):
+    import jupytext
+    import yaml
     nb = CHAPTERS[0]
     quick = ROOT / "book" / "params" / nb.stem / "quick.yaml"
-    import yaml
-    params.check_notebook(nb, yaml.safe_load(quick.read_text()))
-    with pytest.raises(ConfigError, match=r"'widht' \(did you mean 'widths'"):
-        params.check_notebook(nb, {"widht": [4]})
+    as_ipynb = tmp_path / f"{nb.stem}.ipynb"  # what papermill runs: the same check on either form
+    jupytext.write(jupytext.read(nb), as_ipynb, fmt="ipynb")
+    for path in (nb, as_ipynb):
+        params.check_notebook(path, yaml.safe_load(quick.read_text()))
+        with pytest.raises(ConfigError, match=r"'widht' \(did you mean 'widths'"):
+            params.check_notebook(path, {"widht": [4]})
     with pytest.raises(ConfigError, match="a mapping"):
         params.check_notebook(nb, [1, 2])
 
@@ -77,13 +80,17 @@ def test_rerun_rejects_an_unknown_yaml_key_before_papermill(tmp_path, monkeypatc
 
 
 def test_papermill_run_with_a_typo_fails_before_compute(tmp_path, monkeypatch):
-    """Plain papermill (as the tests and make rerun run it) on a real chapter with -p widht 4."""
+    """Plain papermill (as the tests and make rerun run it: jupytext converts the chapter's .md to
+    .ipynb, papermill runs that) on a real chapter with -p widht 4."""
+    import jupytext
     import papermill as pm
     results = tmp_path / "results"
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(results))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    src = tmp_path / "08_four_regimes.ipynb"
+    jupytext.write(jupytext.read(ROOT / "book" / "08_four_regimes.md"), src, fmt="ipynb")
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(ROOT / "book" / "08_four_regimes.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"),
                             parameters={"widht": 4}, cwd=str(ROOT / "book"), kernel_name="python3",
                             progress_bar=False)
     assert err.value.ename == "ConfigError"

@@ -2,8 +2,8 @@
 executed or their recorded claims changed, and `make rerun` of one chapter with new parameters
 updates that chapter's rows in the copy of the book it builds (not in the main book).
 
-A tiny book (layout of the real one: _toc.yml at the root, notebooks in book/) with one chapter
-that records one claim from a parameter, and the report; built as a user builds it
+A tiny book (layout of the real one: _toc.yml at the root, MyST Markdown notebooks in book/) with
+one chapter that records one claim from a parameter, and the report; built as a user builds it
 (scripts/build_book.py, scripts/rerun_chapter.py)."""
 from __future__ import annotations
 
@@ -13,24 +13,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_build import CONFIG, notebook
+from test_build import CONFIG, myst, notebook
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 CH = "01_phase_diagram"
 
-CHAPTER = notebook(
+CHAPTER = myst(notebook(
     "from earlytrain import claims\n"
     f"claims.start('{CH}', f'tiny book, c_loss = {{c_loss_wide}}')\n"
     f"claims.record('{CH}', 'kb-closs-wide', measured=c_loss_wide, spread=0.0)",
     f"claims.show('{CH}')",
-    params="c_loss_wide = 2.25")
+    params="c_loss_wide = 2.25"))
 
 
 def report_notebook() -> str:
     nb = json.loads(notebook("from earlytrain import claims\nclaims.report()"))
     nb["metadata"]["earlytrain"] = {"report": True}
-    return json.dumps(nb)
+    nb["metadata"]["jupytext"] = {"notebook_metadata_filter": "earlytrain"}  # as book/report.md keeps it
+    return myst(json.dumps(nb))
 
 
 def make_book(tmp: Path) -> tuple[Path, dict]:
@@ -40,8 +41,8 @@ def make_book(tmp: Path) -> tuple[Path, dict]:
     (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n  - file: book/{CH}\n"
                                    "  - file: book/report\n")
     (root / "book" / "intro.md").write_text("# Tiny book\n")
-    (root / "book" / f"{CH}.ipynb").write_text(CHAPTER)
-    (root / "book" / "report.ipynb").write_text(report_notebook())
+    (root / "book" / f"{CH}.md").write_text(CHAPTER)
+    (root / "book" / "report.md").write_text(report_notebook())
     env = {k: v for k, v in os.environ.items() if k != "EARLYTRAIN_CLAIMS"}
     env.update(PYTHONPATH=f"{REPO / 'lib'}{os.pathsep}{SCRIPTS}", EARLYTRAIN_RESULTS=str(tmp / "results"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -80,6 +81,9 @@ def test_report_follows_the_chapters_and_make_rerun(tmp_path):
     r = run(["-c", code, str(SCRIPTS), CH, str(params), str(root)], env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "stale: book/report (claims changed)" in r.stdout
+    executed = json.loads((root / "_runs" / f"{CH}.ipynb").read_text())  # jupytext, then papermill
+    tags = [c["metadata"].get("tags", []) for c in executed["cells"]]
+    assert ["parameters"] in tags and ["injected-parameters"] in tags, "the parameters cell is kept"
     runs = root / "_runs" / "book"
     rerun_report = page(runs, "report")
     assert "tiny book, c_loss = 3.75" in rerun_report and "not reproduced" in rerun_report
@@ -102,9 +106,8 @@ def test_report_follows_the_chapters_and_make_rerun(tmp_path):
     assert claims_file.exists() and "2.25" in page(root, "report")
 
     # the chapter's code changes: it executes, and so does the report after it
-    nb = json.loads((root / "book" / f"{CH}.ipynb").read_text())
-    nb["cells"][-1]["source"] += "\nprint('edited')"
-    (root / "book" / f"{CH}.ipynb").write_text(json.dumps(nb))
+    src = root / "book" / f"{CH}.md"
+    src.write_text(src.read_text().replace(f"claims.show('{CH}')", f"claims.show('{CH}')\nprint('edited')"))
     dry = run([str(SCRIPTS / "bookexec.py"), str(root), "--dry-run"], env)
     assert f"stale: book/{CH} (notebook changed)" in dry.stdout, dry.stdout
     assert "stale: book/report (chapters executed)" in dry.stdout, dry.stdout

@@ -1,7 +1,8 @@
 """Chapter parameters: a name the chapter does not declare is an error, not a silent default.
 
-A chapter (``book/NN_*.ipynb``) declares its parameters as top-level assignments in its one cell
-tagged ``parameters``. papermill injects the values of ``-p name value`` / ``-f params.yaml`` as a
+A chapter (``book/NN_*.md``, a MyST Markdown notebook; papermill runs the ``.ipynb`` that jupytext
+converts it to) declares its parameters as top-level assignments in its one cell tagged
+``parameters``. papermill injects the values of ``-p name value`` / ``-f params.yaml`` as a
 cell of assignments after it, the ``injected-parameters`` cell, whose source starts with
 ``# Parameters``, and only warns about a name that the parameters cell does not assign: the
 chapter then runs with its defaults. Two checks close that gap, both listing close matches:
@@ -71,13 +72,22 @@ def parameters_source(nb: Mapping) -> str:
     return src if isinstance(src, str) else "".join(src)
 
 
+def read_notebook(path: str | Path) -> Mapping:
+    """A chapter as a notebook: ``.ipynb`` as JSON, any other (``.md``, MyST) read by jupytext."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return json.loads(path.read_text())
+    import jupytext  # the book's requirement, not the library's: only text notebooks need it
+    return jupytext.read(path)
+
+
 def check_notebook(path: str | Path, params: Mapping) -> None:
     """ConfigError if ``params`` (a YAML file's mapping, papermill's -p values) has a name that
-    the notebook's parameters cell does not declare."""
+    the notebook's parameters cell does not declare (``path``: ``.md`` or ``.ipynb``)."""
     path = Path(path)
     if not isinstance(params, Mapping):
         raise ConfigError(f"parameters: expected a mapping of names to values, got {params!r}")
-    declared = declared_names(parameters_source(json.loads(path.read_text())))
+    declared = declared_names(parameters_source(read_notebook(path)))
     check_declared(params, declared, f"{path.stem}")
 
 
