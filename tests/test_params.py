@@ -96,3 +96,82 @@ def test_papermill_run_with_a_typo_fails_before_compute(tmp_path, monkeypatch):
     assert err.value.ename == "ConfigError"
     assert "'widht' (did you mean 'width'?)" in err.value.evalue
     assert not results.exists()  # nothing was computed
+
+
+# ----------------------------------------------------------------------------- the printed configuration
+def test_same_value_and_differences():
+    import numpy as np
+    assert params.same_value([1, 2], (1, 2)) and params.same_value(2, 2.0)
+    assert params.same_value(np.array([1, 2]), [1, 2]) and params.same_value(np.float32(0.5), 0.5)
+    assert params.same_value(None, None) and not params.same_value(None, 0)
+    assert not params.same_value(True, 1) and not params.same_value([1, 2], [1, 2, 3])
+    assert not params.same_value("grid", "bisect")
+    values = {"widths": [32, 64], "seeds": (1, 2), "search": "bisect", "x_step": 0.1}
+    paper = {"widths": [256, 512], "seeds": [1, 2], "search": "grid", "not_here": 3}
+    assert params.differences(values, paper) == {"widths": ([32, 64], [256, 512]), "search": ("bisect", "grid")}
+
+
+def test_fmt_value_and_comments():
+    assert params.fmt_value(list(range(12))) == "[0, 1, 2, ..., 11] (12 values)"
+    assert params.fmt_value([1, 2]) == "[1, 2]" and params.fmt_value("a") == "'a'" and params.fmt_value(6.0) == "6.0"
+    src = "a = 1  # the a\nb = [1,\n     2]  # the b\nc = 3\n"
+    assert params.parameter_comments(src) == {"a": "the a", "b": "the b"}
+
+
+CHAPTER_MD = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A chapter
+
+```{code-cell}
+:tags: [parameters]
+
+widths = [32, 64]  # widths w
+seeds = [1, 2]     # initialisations
+search = "bisect"  # how c is searched
+```
+"""
+
+
+def test_config_table_of_a_chapter(tmp_path):
+    (tmp_path / "ch.md").write_text(CHAPTER_MD)
+    (tmp_path / "params" / "ch").mkdir(parents=True)
+    (tmp_path / "params" / "ch" / "paper.yaml").write_text(
+        "# The paper's sizes.\n# For a GPU.\nwidths: [256, 512]\nseeds: [1, 2]\n")
+    ns = {"widths": [32, 64], "seeds": [1, 2], "search": "bisect", "other": "not a parameter"}
+    t = params.config_table("ch", ns, "Sweep: derived line 1\nline 2", book_dir=tmp_path)
+    assert t.diff == {"widths": ([32, 64], [256, 512])} and list(t.values) == ["widths", "seeds", "search"]
+    html = t._repr_html_()
+    table, folded = html.split("<details", 1)
+    assert "<code>widths</code></td><td>[32, 64]</td><td>[256, 512]</td>" in table and "seeds" not in table
+    assert "1 of 3" in table and "The paper&#x27;s sizes. For a GPU." in table
+    assert "widths w" in table, "the parameter's comment in the parameters cell"
+    assert "search = &#x27;bisect&#x27;  # how c is searched" in folded and "Sweep: derived line 1\nline 2" in folded
+    text = str(t)
+    assert "widths = [32, 64]   (paper: [256, 512])" in text and "All parameters:" in text
+    same = params.config_table("ch", {**ns, "widths": (256, 512)}, book_dir=tmp_path)
+    assert not same.diff and "none of 3" in same._repr_html_() and "<table" not in same._repr_html_()
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_prints_its_config_as_a_table(nb_path):
+    """The cell after the parameters cell ends with config_table(CH, globals(), ...) and prints
+    nothing itself (the full configuration goes to the table's folded part)."""
+    import ast
+    code = [c for c in params.read_notebook(nb_path)["cells"] if c["cell_type"] == "code"]
+    i = [k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])][0]
+    src = "".join(code[i + 1]["source"])
+    last = ast.parse(src).body[-1]
+    assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+    assert ast.unparse(last.value).startswith("config_table(CH, globals()")
+    assert "print(" not in src
+    assert f'CH = "{nb_path.stem}"' in src
