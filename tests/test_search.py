@@ -1,8 +1,11 @@
 """Tests of earlytrain.search: every strategy returns the full grid's first-True index on
-monotone indicators (the exact answer is known: the threshold), with the advertised cost."""
+monotone indicators (the exact answer is known: the threshold), with the advertised cost; the
+spot check never warns on a monotone indicator, costs at most one batch [S, 2], and warns when
+the indicator is not monotone around the point found."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -41,14 +44,22 @@ def _first_true_by_hand(table):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 9, 16, 17, 31, 61, 100])
 @pytest.mark.parametrize("strategy", search.STRATEGIES)
+@pytest.mark.filterwarnings("error::earlytrain.search.NonMonotoneWarning")
 def test_all_strategies_find_the_threshold(n, strategy):
     rng = np.random.default_rng(n)
     # random thresholds plus every edge case: at 0 (all True), at n - 1, n (none True)
     thresholds = np.concatenate([rng.integers(0, n + 1, 20), [0, n - 1, n, min(1, n)]])
     for stride in (2, 3, 8):
-        ind = Indicator(thresholds, n)
-        got = search.first_true(ind, n, len(thresholds), strategy=strategy, stride=stride)
+        checked = Indicator(thresholds, n)
+        got = search.first_true(checked, n, len(thresholds), strategy=strategy, stride=stride)
         np.testing.assert_array_equal(got, thresholds)
+        # the spot check (on by default) adds at most one batch of two indices per seed
+        ind = Indicator(thresholds, n)
+        np.testing.assert_array_equal(
+            search.first_true(ind, n, len(thresholds), strategy=strategy, stride=stride, check=False), got)
+        extra = checked.calls[len(ind.calls):]
+        assert all(np.array_equal(a, b) for a, b in zip(checked.calls, ind.calls))
+        assert len(extra) <= (strategy != "grid") and all(c.shape == (len(thresholds), 2) for c in extra)
         full = Indicator(thresholds, n)
         assert np.array_equal(search.first_true(full, n, len(thresholds), strategy="grid"), got)
         if strategy == "grid":
@@ -72,7 +83,7 @@ def test_bisect_round_count_is_log2(n):
     rounds = []
     for t in range(n + 1):
         ind = Indicator([t], n)
-        assert search.first_true(ind, n, 1, strategy="bisect")[0] == t
+        assert search.first_true(ind, n, 1, strategy="bisect", check=False)[0] == t
         rounds.append(len(ind.calls))
     assert max(rounds) == math.ceil(math.log2(n + 1))
     assert min(rounds) >= math.floor(math.log2(n + 1))
@@ -113,8 +124,11 @@ def test_non_monotone_indicator_strategies_can_differ():
     table = row[None]
     truth = _first_true_by_hand(table)
     assert truth[0] == 1
-    res = {s: search.first_true(Indicator([0], n, table), n, 1, strategy=s, stride=8)[0]
-           for s in search.STRATEGIES}
+    with warnings.catch_warnings():
+        # the spot check is local: it sees nothing wrong around 12 (10, 11 False; 13 True)
+        warnings.simplefilter("error", search.NonMonotoneWarning)
+        res = {s: search.first_true(Indicator([0], n, table), n, 1, strategy=s, stride=8)[0]
+               for s in search.STRATEGIES}
     assert res["grid"] == 1
     # bisection probes 7 (F), 11 (F), 13 (T), 12 (T); the coarse pass sees 0, 8 (F, F) and
     # the fine pass 9..15: both land on the later edge
@@ -125,6 +139,40 @@ def test_non_monotone_indicator_strategies_can_differ():
     table = rng.random((50, 23)) < 0.2
     got = search.first_true(Indicator(np.zeros(50), 23, table), 23, 50, strategy="grid")
     np.testing.assert_array_equal(got, _first_true_by_hand(table))
+
+
+def test_spot_check_warns_when_not_monotone_around_the_answer():
+    """Flicker at the threshold: True at 8, False at 9, True from 10. Bisection (7 F, 11 T, 9 F,
+    10 T) returns 10 while the full grid says 8; the spot check evaluates 11 (seen) and 8 (True,
+    below 10) and warns, naming the row. A second, monotone row in the same batch is not named.
+    Catches: a search that silently returns a later point than the grid on a flickering
+    indicator (the large-d/w noise of the paper's constants)."""
+    n = 16
+    flicker = np.zeros(n, bool)
+    flicker[8] = True
+    flicker[10:] = True
+    table = np.stack([np.arange(n) >= 5, flicker])
+    ind = Indicator([0, 0], n, table)
+    with pytest.warns(search.NonMonotoneWarning, match=r"c_sharp: .*1 of 2 seed rows.*row 1: found 10, True at \[8\]"):
+        got = search.first_true(ind, n, 2, strategy="bisect", name="c_sharp")
+    np.testing.assert_array_equal(got, [5, 10])
+    assert search.first_true(Indicator([0, 0], n, table), n, 2, strategy="grid")[1] == 8
+    # one extra batch [S, 2] of the unseen neighbours: row 0 (bisection saw 7, 3, 5, 4) needs 6
+    # only, row 1 (saw 7, 11, 9, 10) needs 8 only; each pads with its own probe
+    assert len(ind.calls) == 5 and ind.calls[-1].tolist() == [[6, 6], [8, 8]]
+    # coarse_to_fine sees a False after its answer in the coarse pass itself: stride 4 evaluates
+    # 0 F, 4 T, 8 F, 12 T -> answer 4 with 8 False above it
+    row = np.zeros(n, bool)
+    row[4:8] = True
+    row[12:] = True
+    with pytest.warns(search.NonMonotoneWarning, match=r"found 4, True at \[\], False at \[8\]"):
+        assert search.first_true(Indicator([0], n, row[None]), n, 1, strategy="coarse_to_fine", stride=4)[0] == 4
+    # check=False: no probe, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", search.NonMonotoneWarning)
+        ind = Indicator([0, 0], n, table)
+        search.first_true(ind, n, 2, strategy="bisect", check=False)
+    assert all(c.shape == (2, 1) for c in ind.calls)
 
 
 def test_bad_arguments():
