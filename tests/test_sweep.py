@@ -6,12 +6,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from earlytrain import cache, data, phases, sweep, train
+from earlytrain import cache, data, phases, search, sweep, train
 from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
 
@@ -94,6 +95,39 @@ def test_grid_strategy_equals_phases_on_trajectories(by_strategy, results):
     for name in ("c_loss", "c_sharp", "c_max", "c_max_censored"):
         np.testing.assert_array_equal(const[name].transpose("depth", "width", "seed").values,
                                       out["grid"][name].values, err_msg=name)
+
+
+def test_bisect_equals_full_grid_on_the_books_grid(results):
+    """Bisection against the full grid on the book's grid (x = 0, 0.1, ..., 6: 61 points) for real
+    runs at four (depth, width): wherever an indicator is monotone over the grid (the condition
+    under which search promises the same grid point), the bisected c_loss, c_sharp, c_max equal
+    Definition 1 on the full trajectories; a NonMonotoneWarning (the spot check) only comes with a
+    non-monotone row. Catches: an off-by-one in the bisection bracket, brackets (hi = first
+    divergent) passed wrongly between the searches, memoised runs returned for the wrong seed or c,
+    sharpness indicators of runs measured with other settings than the grid's. c_chunk = 8 shares the compiled
+    programs with the other tests of this module."""
+    cfg = CFG.replace(x_min=0.0, x_max=6.0, x_step=0.1, depths=(2, 3), widths=(16, 32))
+    tr = sweep.trajectories(cfg.replace(train=cfg.train.replace(measure_sharpness=True)),
+                            list(cfg.c_grid), progress=False).transpose("depth", "width", "seed", "c", "step")
+    full = phases.critical_constants(tr, T1=cfg.T1, decimals=cfg.decimals)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", search.NonMonotoneWarning)
+        bis = sweep.phase_sweep(cfg, progress=False)
+    loss, div = tr["loss"].values, tr["diverged"].values
+    rows = {"c_loss": phases.loss_rises(loss, div, cfg.T1, cfg.decimals),
+            "c_sharp": phases.sharpness_rises(tr["sharpness"].values, div, cfg.T1, cfg.decimals),
+            "c_max": phases.runs_diverge(div, cfg.T1)}
+    monotone = {k: (np.diff(v.astype(int), axis=-1) >= 0).all(-1) for k, v in rows.items()}
+    for name, mono in monotone.items():
+        got = bis[name].transpose("depth", "width", "seed").values
+        want = full[name].transpose("depth", "width", "seed").values
+        np.testing.assert_array_equal(got[mono], want[mono], err_msg=name)
+        assert np.isfinite(want[mono]).sum() >= 3, f"{name}: too few finite monotone rows to test"
+    np.testing.assert_array_equal(bis["c_max_censored"].values, full["c_max_censored"].values)
+    spot = [w for w in caught if issubclass(w.category, search.NonMonotoneWarning)]
+    assert not spot or not all(m.all() for m in monotone.values()), [str(w.message) for w in spot]
+    # the search ran far fewer runs than the grid: 61 per seed and indicator there
+    assert int(bis["n_sharpness_runs"].max()) < len(cfg.c_grid) * len(cfg.seeds) / 2
 
 
 def test_trajectories_dims_and_coords(results):
