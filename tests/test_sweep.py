@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -49,6 +51,24 @@ def by_strategy(tmp_path_factory):
         mp.delenv("EARLYTRAIN_REFRESH", raising=False)
         out = {s: sweep.phase_sweep(CFG.replace(search=s), progress=False) for s in sweep.search.STRATEGIES}
     return out, root
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_missing_data_fails_under_ci_and_skips_otherwise(tmp_path, ci):
+    """This module's own guard, run in a subprocess against an empty data dir: under CI=true a
+    missing data set is a collection error naming DataNotFoundError (nothing silently skipped);
+    without CI the module is skipped with the reason. Catches: the guard swallowing every error
+    (a skip that hides a broken data set or loader), or CI not being honoured."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(EARLYTRAIN_DATA=str(tmp_path), CI=ci)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__,
+           "-k", "labels_and_order"]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    if ci:
+        assert r.returncode != 0 and "DataNotFoundError" in out and "error" in out, out[-2000:]
+    else:
+        assert r.returncode == 0 and "1 skipped" in out and "MNIST not fetched" in out, out[-2000:]
 
 
 def test_phase_sweep_labels_and_order(by_strategy):
