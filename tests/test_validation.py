@@ -138,6 +138,9 @@ def test_lower_level_entry_points():
         models.ModelConfig(width=2.5)
     with pytest.raises(ConfigError, match="^div_threshold:"):
         train.TrainConfig(div_threshold=float("nan"))
+    for bad in (-0.1, float("inf"), True, "0.1"):
+        with pytest.raises(ConfigError, match="^sharpness_warm_mix:"):
+            train.TrainConfig(sharpness_warm_mix=bad)
     assert issubclass(ConfigError, ValueError)
 
 

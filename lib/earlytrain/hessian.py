@@ -43,7 +43,9 @@ tolerance the arithmetic cannot certify is never reported as met. Power iteratio
 residual bound. Caveats shared by every method that only sees products: an eigenvalue whose
 eigenvector is orthogonal to the Krylov space cannot be seen (a random start makes that an event
 of probability zero; a warm start keeps it so while the top eigenvector moves continuously,
-tested through a crossing of the top two eigenvalues); and when the top two eigenvalues are
+tested through a crossing of the top two eigenvalues, but not after a jump: a catapult step can
+turn the previous top eigenvector into another eigenvalue's, which the first product would then
+certify, so ``train.warm_start`` mixes a fixed random vector into every warm start); and when the top two eigenvalues are
 nearly equal (a relative gap below ~sqrt(tol)) the top Ritz value can settle on the pair before
 the Krylov space resolves it, so theta_2 + r_2 underestimates lambda_2 and the gap bound is too
 small (tests/test_hessian.py shows it on a spectrum with lambda_2 = 0.99 lambda_1). Bound 1 still

@@ -50,6 +50,8 @@ class TrainConfig:
     lambda0_tol: float = 1e-4         # ... for lambda_0, the denominator of c and of every ratio
     sharpness_gap_bound: bool = False  # also stop by the Kato-Temple gap *estimate* (fewer
     #                                    products, not rigorous: see hessian; lambda_0 never does)
+    sharpness_warm_mix: float = 0.1   # weight of a fixed random vector added to every warm start,
+    #                                   so no eigenvector is invisible to the Krylov space [I]
     sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
 
     def __post_init__(self):
@@ -60,6 +62,8 @@ class TrainConfig:
         check_positive(self.div_threshold, "div_threshold")
         check_bool(self.measure_sharpness, "measure_sharpness")
         check_bool(self.sharpness_gap_bound, "sharpness_gap_bound")
+        check(is_real(self.sharpness_warm_mix) and 0 <= self.sharpness_warm_mix < float("inf"),
+              "sharpness_warm_mix", "a finite number >= 0 (0: pure warm starts)", self.sharpness_warm_mix)
         check_choice(self.sharpness_method, "sharpness_method", hessian.METHODS)
         check_int(self.sharpness_iters, "sharpness_iters", minimum=1)
         check_int(self.sharpness_every, "sharpness_every", minimum=1)
@@ -123,8 +127,25 @@ def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None
     is off by default."""
     lf = _loss_fn(model, cfg.loss)
     gap = cfg.sharpness_gap_bound if gap_bound is None else gap_bound
+    if v0 is not None and cfg.sharpness_warm_mix > 0:
+        v0 = warm_start(v0, cfg.sharpness_warm_mix)
     return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
                                   cfg.sharpness_iters, cfg.sharpness_tol, gap)
+
+
+def warm_start(v: jax.Array, mix: float) -> jax.Array:
+    """The start vector of a tracked measurement: the previous top eigenvector v [n] (unit) plus
+    ``mix`` times a fixed random unit vector, normalised.
+
+    Why: a Krylov method sees only the eigenvectors its start vector touches. The previous step's
+    eigenvector can be (nearly) an eigenvector of another eigenvalue after a large step (a catapult
+    flips the top direction of the uv model's 2x2 blocks into a negative eigenvalue's), and a
+    stopping rule would then certify that eigenvalue after one product. The random part gives
+    every eigenvector a weight ~ mix / sqrt(n) and a residual ~ mix * spread(H) at the first
+    product, so the iteration must go on until the top eigenvalue has been found."""
+    r = hessian.start_vector(v.shape[0], v.dtype)
+    w = v + mix * r
+    return w / jnp.linalg.norm(w)
 
 
 def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
