@@ -29,8 +29,10 @@ test: venv data tfds-venv
 
 ## Re-run one chapter with new parameters and rebuild the book around it:
 ##   make rerun CHAPTER=01_phase_diagram PARAMS=book/params/01_phase_diagram/paper.yaml
+## SCHEDULER=local:4 | tcp://host:port computes the sweep points on a Dask cluster
+## (EARLYTRAIN_SCHEDULER; README "Running the paper presets on a cluster").
 rerun: venv data
-	$(PY) scripts/rerun_chapter.py $(CHAPTER) $(PARAMS)
+	$(if $(SCHEDULER),EARLYTRAIN_SCHEDULER=$(SCHEDULER) )$(PY) scripts/rerun_chapter.py $(CHAPTER) $(PARAMS)
 
 bench: venv data
 	$(PY) bench/bench_sweep.py

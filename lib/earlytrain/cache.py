@@ -72,9 +72,16 @@ def _module_path(mod: str) -> Path:
     return _PKG / (mod.replace(".", "/") + ".py")
 
 
+# Modules that decide where a point is computed, never what it computes (``cluster``: the
+# in-process and the cluster runs are bit-identical, tests/test_cluster.py): not followed when
+# hashing, so an edit to them recomputes nothing.
+NOT_HASHED = frozenset({"cluster"})
+
+
 @functools.lru_cache(maxsize=None)
 def _direct_deps(mod: str) -> frozenset:
-    """Modules of this package (dotted names below ``earlytrain``) that ``mod`` imports."""
+    """Modules of this package (dotted names below ``earlytrain``) that ``mod`` imports
+    (except ``NOT_HASHED``)."""
     tree = ast.parse(_module_path(mod).read_text())
     parts = mod.split(".")[:-1]  # the package of mod, relative to earlytrain
     names = set()
@@ -103,7 +110,7 @@ def _direct_deps(mod: str) -> frozenset:
             out.add(n)
         elif (_PKG / n.replace(".", "/") / "__init__.py").exists():
             out.add(n + ".__init__")
-    return frozenset(out)
+    return frozenset(out - NOT_HASHED)
 
 
 def module_deps(mod: str) -> tuple:
@@ -127,6 +134,13 @@ def code_hash_of(mod: str) -> str:
         h.update(m.encode())
         h.update(_module_path(m).read_bytes())
     return h.hexdigest()
+
+
+def code_hash_for(fn: Callable) -> str:
+    """The code hash of a result of ``fn``: ``code_hash_of`` its module if it is one of this
+    package's, else ``CODE_HASH``."""
+    mod = fn.__module__
+    return code_hash_of(mod) if mod.split(".")[0] == "earlytrain" else CODE_HASH
 
 
 def _jsonable(obj: Any) -> Any:
@@ -321,11 +335,24 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
                 "code_modules": list(module_deps(fn.__module__)) if in_pkg else ["*"],
                 "versions": _versions(), "device": _device(), "wall_time_s": wall, "created": created}
 
+    def locate(cfg: Any) -> tuple[str, str, Path]:
+        code = code_hash_for(fn)
+        key = cache_key(name, cfg, code)
+        return code, key, results_root() / name / f"{key[:16]}.nc"
+
+    def lookup(cfg: Any) -> xr.Dataset | None:
+        """The cached result of ``cfg`` if there is a valid one (never computes, locks or heals)."""
+        code, key, path = locate(cfg)
+        if os.environ.get("EARLYTRAIN_REFRESH", "0") == "1" or not path.with_suffix(".json").exists():
+            return None
+        ds = _load_checked(path, key, cfg, code, heal=False)
+        if ds is not None:
+            ds.attrs["cache_path"] = str(path)
+        return ds
+
     @functools.wraps(fn)
     def wrapper(cfg: Any) -> xr.Dataset:
-        code = code_hash_of(fn.__module__) if in_pkg else CODE_HASH
-        key = cache_key(name, cfg, code)
-        path = results_root() / name / f"{key[:16]}.nc"
+        code, key, path = locate(cfg)
         refresh = os.environ.get("EARLYTRAIN_REFRESH", "0") == "1"
         ds = None if refresh else _load_checked(path, key, cfg, code, heal=False)
         if ds is None or not path.with_suffix(".json").exists():
@@ -350,4 +377,6 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
         return ds
 
     wrapper.cache_name = name
+    wrapper.cache_path = lambda cfg: locate(cfg)[2]
+    wrapper.lookup = lookup
     return wrapper

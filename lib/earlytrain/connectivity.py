@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from . import cache, losses, search, sweep, train
 from .errors import as_config, check, check_int, check_real, strict_init
@@ -163,17 +162,15 @@ def barrier_point(cfg: ConnectivityConfig) -> xr.Dataset:
     return out
 
 
-def barrier_sweep(cfg: ConnectivityConfig, progress: bool = True) -> xr.Dataset:
-    """c_loss, c_sharp, c_max (the cached phase sweep) and c_barrier over (depth, width, seed)."""
+def barrier_sweep(cfg: ConnectivityConfig, progress: bool = True, scheduler=None) -> xr.Dataset:
+    """c_loss, c_sharp, c_max (the cached phase sweep) and c_barrier over (depth, width, seed);
+    ``scheduler`` as in ``sweep.phase_sweep``."""
     scfg = cfg.sweep
-    consts = sweep.phase_sweep(scfg, progress=progress)
+    consts = sweep.phase_sweep(scfg, progress=progress, scheduler=scheduler)
     point_fn = cache.cached(barrier_point, name="connectivity.barrier_point")
-    parts = []
-    for d, w in tqdm([(d, w) for d in scfg.depths for w in scfg.widths], desc="barrier search",
-                     disable=not progress):
-        ds = point_fn(cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,))))
-        parts.append(ds.drop_attrs().expand_dims(depth=[d], width=[w]))
-    bar = xr.combine_by_coords(parts)
+    parts = sweep.per_point(point_fn, lambda d, w: cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,))), scfg,
+                            "barrier search", progress, scheduler)
+    bar = xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
     out = xr.merge([consts.drop_attrs(), bar])
     out.attrs["config"] = cache.canonical_json(cfg)
     return out
@@ -209,17 +206,16 @@ def interpolation_point(cfg_and_c: dict) -> xr.Dataset:
                        "loss0": ("seed", loss0)}, coords=coords)
 
 
-def interpolation_curves(cfg: ConnectivityConfig, c, progress: bool = True) -> xr.Dataset:
-    """L_int(tau), U(c) over (depth, width, seed, c, tau) for the constants ``c`` (cached per point)."""
+def interpolation_curves(cfg: ConnectivityConfig, c, progress: bool = True, scheduler=None) -> xr.Dataset:
+    """L_int(tau), U(c) over (depth, width, seed, c, tau) for the constants ``c`` (cached per point;
+    ``scheduler`` as in ``sweep.phase_sweep``)."""
     c = [float(v) for v in np.atleast_1d(c)]
     check(len(c) > 0 and all(v > 0 for v in c), "c", "a non-empty list of positive constants", c)
     scfg = cfg.sweep
     point_fn = cache.cached(interpolation_point, name="connectivity.interpolation_point")
-    parts = [point_fn({"cfg": cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,))), "c": c})
-             .drop_attrs().expand_dims(depth=[d], width=[w])
-             for d, w in tqdm([(d, w) for d in scfg.depths for w in scfg.widths], desc="interpolation",
-                              disable=not progress)]
-    return xr.combine_by_coords(parts)
+    parts = sweep.per_point(point_fn, lambda d, w: {"cfg": cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,))),
+                                                     "c": c}, scfg, "interpolation", progress, scheduler)
+    return xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
 
 
 def from_params(n_tau: int = 101, barrier_tol: float = 0.0, **flat) -> ConnectivityConfig:

@@ -204,14 +204,14 @@ def measure_many(model, params, aux, x, y, cfg: train.TrainConfig, v0):
     return jax.vmap(lambda p, a, v: one((p, a, v)))(params, aux, v0)
 
 
-def saturation_sweep(cfg: SaturationConfig, progress: bool = True) -> xr.Dataset:
-    """chi over (depth, width, seed, c), each (depth, width) cached on its own."""
+def saturation_sweep(cfg: SaturationConfig, progress: bool = True, scheduler=None) -> xr.Dataset:
+    """chi over (depth, width, seed, c), each (depth, width) cached on its own; ``scheduler`` as
+    in ``sweep.phase_sweep``."""
     scfg = cfg.sweep
     point_fn = cache.cached(saturation_point, name="saturation.saturation_point")
-    pts = [(d, w) for d in scfg.depths for w in scfg.widths]
-    parts = [point_fn(cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,)))).drop_attrs()
-             .expand_dims(depth=[d], width=[w]) for d, w in tqdm(pts, desc="saturation sweep", disable=not progress)]
-    out = xr.combine_by_coords(parts)
+    parts = sweep.per_point(point_fn, lambda d, w: cfg.replace(sweep=scfg.replace(depths=(d,), widths=(w,))), scfg,
+                            "saturation sweep", progress, scheduler)
+    out = xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
     out.attrs["config"] = cache.canonical_json(cfg)
     return out
 

@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
-from . import cache, guards, memory, models, phases, search, train
+from . import cache, cluster, guards, memory, models, phases, search, train
 from .errors import (as_config, as_tuple, check, check_choice, check_int, check_names, check_positive,
                      check_real, is_real, strict_init)
 from .models import ModelConfig
@@ -252,18 +251,29 @@ def _points(cfg: SweepConfig):
     return [(d, w) for d in cfg.depths for w in cfg.widths]
 
 
+def per_point(point_fn, make, cfg: SweepConfig, desc: str, progress: bool = True, scheduler=None) -> list:
+    """``[(depth, width, point_fn(make(depth, width)))]`` over the (depth, width) of ``cfg``, in
+    this process or on the configured cluster (``cluster.run_points``: a cached point is never
+    submitted). Every network sweep computes its points through this."""
+    pts = _points(cfg)
+    out = cluster.run_points(point_fn, [(make(d, w),) for d, w in pts], [f"depth {d}, width {w}" for d, w in pts],
+                             desc, progress, scheduler)
+    return [(d, w, ds) for (d, w), ds in zip(pts, out)]
+
+
 COST_ATTRS = ("n_loss_runs", "n_sharpness_runs", "n_sharpness_matvecs", "n_sharpness_unconverged")
 
 
-def phase_sweep(cfg: SweepConfig, progress: bool = True) -> xr.Dataset:
+def phase_sweep(cfg: SweepConfig, progress: bool = True, scheduler=None) -> xr.Dataset:
     """Critical constants over (depth, width, seed); each (depth, width) cached on its own.
     The cost of each point (runs, Hessian-vector products, unconverged estimates: COST_ATTRS)
-    comes along as variables over (depth, width)."""
+    comes along as variables over (depth, width). ``scheduler``: where the points are computed
+    (``cluster``; None: ``EARLYTRAIN_SCHEDULER``, unset = this process)."""
     point_fn = cache.cached(critical_point, name="sweep.critical_point")
     memory.check_sweep(cfg)  # every point, before the first is computed
     parts = []
-    for d, w in tqdm(_points(cfg), desc=f"phase sweep ({cfg.dataset})", disable=not progress):
-        ds = point_fn(cfg.replace(depths=(d,), widths=(w,)))
+    for d, w, ds in per_point(point_fn, lambda d, w: cfg.replace(depths=(d,), widths=(w,)), cfg,
+                              f"phase sweep ({cfg.dataset})", progress, scheduler):
         costs = {k: ds.attrs.get(k, -1) for k in COST_ATTRS}  # -1: not recorded
         parts.append(ds.drop_attrs().assign(costs).expand_dims(depth=[d], width=[w]))
     out = xr.combine_by_coords(parts)
@@ -292,18 +302,19 @@ def trajectory_point(cfg_and_c: dict) -> xr.Dataset:
     return xr.Dataset({k: (dims, np.asarray(v)) for k, v in tr._asdict().items()}, coords=coords)
 
 
-def trajectories(cfg: SweepConfig, c, progress: bool = True) -> xr.Dataset:
+def trajectories(cfg: SweepConfig, c, progress: bool = True, scheduler=None) -> xr.Dataset:
     """Per-step loss, accuracy, sharpness (if cfg.train.measure_sharpness), residual and
-    divergence over (depth, width, seed, c, step), for the constants ``c`` (any list)."""
+    divergence over (depth, width, seed, c, step), for the constants ``c`` (any list);
+    ``scheduler`` as in ``phase_sweep``."""
     c = as_tuple(c, "c")
     check(len(c) > 0 and all(is_real(v) and np.isfinite(v) and v > 0 for v in c), "c",
           "a non-empty list of finite positive constants", c)
     c = [float(v) for v in c]
     point_fn = cache.cached(trajectory_point, name="sweep.trajectory_point")
     memory.check_sweep(cfg)
-    parts = [point_fn({"cfg": cfg.replace(depths=(d,), widths=(w,)), "c": c}).expand_dims(depth=[d], width=[w])
-             for d, w in tqdm(_points(cfg), desc="trajectories", disable=not progress)]
-    return xr.combine_by_coords([p.drop_attrs() for p in parts])
+    parts = per_point(point_fn, lambda d, w: {"cfg": cfg.replace(depths=(d,), widths=(w,)), "c": c}, cfg,
+                      "trajectories", progress, scheduler)
+    return xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
 
 
 def summary(cfg: SweepConfig, title: str = "") -> str:

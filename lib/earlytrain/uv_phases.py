@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import uv
+from . import cluster, uv
 from .errors import as_tuple, check, check_choice, check_int, check_positive, check_real, is_real, strict_init
 
 X_LIMIT = 1000     # |x| of the grid c = 2^x (2^1000 is still a finite float)
@@ -142,6 +142,13 @@ def refine_constants(mask: np.ndarray, grid: np.ndarray, df0, lam0, y, gamma, no
     return np.where(ok, hi, np.where(any_, grid[0], np.nan))
 
 
+def _per_width(fn, cfg, desc: str, scheduler) -> list:
+    """``[fn(w, cfg) for w in cfg.widths]``, in this process or on the configured cluster
+    (``cluster.run_points``; a progress bar only on a cluster)."""
+    return cluster.run_points(fn, [(w, cfg) for w in cfg.widths], [f"width {w}" for w in cfg.widths], desc,
+                              None, scheduler)
+
+
 def _check_common(cfg) -> None:
     """Checks shared by the uv sweep configs (widths, initialisations, parameterisation, label);
     normalises ``widths`` to a tuple."""
@@ -218,7 +225,7 @@ def _early_one_width(width: int, cfg: EarlyConfig) -> dict:
     return out
 
 
-def early_sweep(cfg: EarlyConfig) -> xr.Dataset:
+def early_sweep(cfg: EarlyConfig, scheduler=None) -> xr.Dataset:
     """Critical constants per (width, seed) for the three sharpness measures.
 
     Returns a Dataset with dims (width, seed) and variables
@@ -226,11 +233,12 @@ def early_sweep(cfg: EarlyConfig) -> xr.Dataset:
       k_loss, k_sharp, k_frob, k_max -- eta = k / tr H_0, k_sharp from the trace, k_frob from ||H||_F
       lam0, top0, frob0, r0    -- initial trace, top eigenvalue, Frobenius norm, r = gamma^2 f^2/lambda^2
     and, over (width, x), trace_step1_k: mean over inits of lambda_1/lambda_0 - 1 at eta = k/tr H_0.
+    Each width is a point: ``scheduler`` as in ``sweep.phase_sweep``.
     """
     if not isinstance(cfg, EarlyConfig):
         cfg = EarlyConfig(**cfg)
     x = x_grid(cfg.x_min, cfg.x_max, cfg.x_step)
-    rows = [_early_one_width(w, cfg) for w in cfg.widths]
+    rows = _per_width(_early_one_width, cfg, "uv early sweep", scheduler)
     names = ["c_loss", "c_sharp", "c_max", "k_loss", "k_sharp", "k_frob", "k_max", "lam0", "top0", "frob0", "r0"]
     data = {n: (("width", "seed"), np.stack([r[n] for r in rows])) for n in names}
     for n in ("trace_step1_c", "trace_step1_k"):
@@ -274,22 +282,24 @@ class SaturationConfig:
         check_positive(self.threshold, "threshold")
 
 
-def saturation_sweep(cfg: SaturationConfig) -> xr.Dataset:
+def _saturation_one_width(w: int, cfg: SaturationConfig) -> tuple:
+    """(chi, chi_lo, chi_hi, diverged_frac), each [X], at this width."""
+    grid = 2.0 ** jnp.asarray(x_grid(cfg.x_min, cfg.x_max, cfg.x_step))
+    df0, lam0, gamma = _init_states(w, cfg)
+    tr = _runs(df0, lam0, cfg.y, gamma, grid[None, :] / lam0[:, None], cfg.steps, cfg.threshold)
+    ratio = np.asarray(tr.lam[..., -cfg.window:]).mean(-1) / np.asarray(lam0)[:, None]  # [S, X]
+    return (np.nanmean(ratio, 0), np.nanquantile(ratio, 0.25, 0), np.nanquantile(ratio, 0.75, 0),
+            np.asarray(tr.diverged[..., -1]).mean(0))
+
+
+def saturation_sweep(cfg: SaturationConfig, scheduler=None) -> xr.Dataset:
     """chi(w, x) = < mean over the last `window` steps of lambda_t / lambda_0 > over inits, at
-    eta = k / tr H_0, k = 2^x. Variables chi, chi_lo, chi_hi (25/75 quantiles), diverged_frac."""
+    eta = k / tr H_0, k = 2^x. Variables chi, chi_lo, chi_hi (25/75 quantiles), diverged_frac.
+    Each width is a point: ``scheduler`` as in ``sweep.phase_sweep``."""
     if not isinstance(cfg, SaturationConfig):
         cfg = SaturationConfig(**cfg)
     x = x_grid(cfg.x_min, cfg.x_max, cfg.x_step)
-    grid = 2.0 ** jnp.asarray(x)
-    chi, lo, hi, dfrac = [], [], [], []
-    for w in cfg.widths:
-        df0, lam0, gamma = _init_states(w, cfg)
-        tr = _runs(df0, lam0, cfg.y, gamma, grid[None, :] / lam0[:, None], cfg.steps, cfg.threshold)
-        ratio = np.asarray(tr.lam[..., -cfg.window:]).mean(-1) / np.asarray(lam0)[:, None]  # [S, X]
-        chi.append(np.nanmean(ratio, 0))
-        lo.append(np.nanquantile(ratio, 0.25, 0))
-        hi.append(np.nanquantile(ratio, 0.75, 0))
-        dfrac.append(np.asarray(tr.diverged[..., -1]).mean(0))
+    chi, lo, hi, dfrac = zip(*_per_width(_saturation_one_width, cfg, "uv saturation sweep", scheduler))
     dims = ("width", "x")
     return xr.Dataset({"chi": (dims, np.stack(chi)), "chi_lo": (dims, np.stack(lo)),
                        "chi_hi": (dims, np.stack(hi)), "diverged_frac": (dims, np.stack(dfrac))},
@@ -350,24 +360,27 @@ class CatapultConfig:
     y = 0.0
 
 
-def catapult_sweep(cfg: CatapultConfig) -> xr.Dataset:
+def _catapult_one_width(w: int, cfg: CatapultConfig) -> dict:
+    """t_peak, peak, final, diverged, each [K, S], at this width."""
+    df0, lam0, gamma = _init_states(w, cfg)
+    lr = jnp.asarray(cfg.ks)[None, :] / lam0[:, None]                          # [S, K]
+    tr = _runs(df0, lam0, 0.0, gamma, lr, cfg.steps, cfg.threshold)
+    loss = np.asarray(tr.df) ** 2
+    return {"t_peak": np.nanargmax(np.where(np.isnan(loss), -np.inf, loss), -1).T,
+            "peak": (np.nanmax(loss, -1) / np.asarray(df0)[:, None] ** 2).T,
+            "final": (np.asarray(lr) * np.asarray(tr.lam[..., -1])).T,
+            "diverged": np.asarray(tr.diverged[..., -1]).T}
+
+
+def catapult_sweep(cfg: CatapultConfig, scheduler=None) -> xr.Dataset:
     """Per (width, k, seed): t_peak = argmax_t L_t (steps to the top of the catapult),
-    peak = max_t L_t / L_0, final = eta lambda_T (< 2 after a catapult), diverged."""
+    peak = max_t L_t / L_0, final = eta lambda_T (< 2 after a catapult), diverged.
+    Each width is a point: ``scheduler`` as in ``sweep.phase_sweep``."""
     if not isinstance(cfg, CatapultConfig):
         cfg = CatapultConfig(**cfg)
-    ks = jnp.asarray(cfg.ks)
-    out = {"t_peak": [], "peak": [], "final": [], "diverged": []}
-    for w in cfg.widths:
-        df0, lam0, gamma = _init_states(w, cfg)
-        lr = ks[None, :] / lam0[:, None]                                          # [S, K]
-        tr = _runs(df0, lam0, 0.0, gamma, lr, cfg.steps, cfg.threshold)
-        loss = np.asarray(tr.df) ** 2
-        out["t_peak"].append(np.nanargmax(np.where(np.isnan(loss), -np.inf, loss), -1).T)
-        out["peak"].append((np.nanmax(loss, -1) / np.asarray(df0)[:, None] ** 2).T)
-        out["final"].append((np.asarray(lr) * np.asarray(tr.lam[..., -1])).T)
-        out["diverged"].append(np.asarray(tr.diverged[..., -1]).T)
+    rows = _per_width(_catapult_one_width, cfg, "uv catapult sweep", scheduler)
     dims = ("width", "k", "seed")
-    return xr.Dataset({k: (dims, np.stack(v)) for k, v in out.items()},
+    return xr.Dataset({k: (dims, np.stack([r[k] for r in rows])) for k in rows[0]},
                       coords={"width": list(cfg.widths), "k": list(cfg.ks), "seed": np.arange(cfg.n_init)})
 
 
