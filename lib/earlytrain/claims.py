@@ -461,6 +461,49 @@ claim("cohen-eos-loss", "cohen", "K&B Sec. 1 (regime iv)", "At the edge of stabi
       _eos_loss_check)
 
 
+# --- chapter 9: robustness of the FCN phase diagram (App. C, J, K)
+CH9 = "09_robustness"
+SAME_TOL, SAME_PARTLY = 0.5, 1.0  # |log2 ratio| of the means: a factor sqrt 2 (5 grid steps), a factor 2
+
+
+def _same_diagram(m, **_) -> Check:
+    """m: {"c_loss w=64": log2(<c>_variant / <c>_baseline), ...} at the points inside the validity
+    range (or NaN / an empty dict: nothing to compare). Judged on the largest |entry|."""
+    items = [(k, float(v)) for k, v in m.items()] if isinstance(m, dict) else [("value", float(m))]
+    items = [(k, v) for k, v in items if math.isfinite(v)]
+    if not items:
+        return not_at_this_scale("no (depth, width) with d/w <= 1/16 and finite constants in both sweeps")
+    key, worst = max(items, key=lambda kv: abs(kv[1]))
+    c = near(abs(worst), 0.0, SAME_TOL, SAME_PARTLY)
+    return Check(c.verdict, f"largest |log2 ratio| at {key} (of {len(items)}): {c.detail}")
+
+
+def _robust_claims(tag: str, where: str, name: str, statement: str, expected_note: str) -> None:
+    claim(f"kb-{tag}-closs-width", "kb", where, f"{statement}: c_loss still grows with 1/w (the "
+          "sharpness-reduction phase opens as the network narrows).", f"mean c_loss per width ({name})",
+          "increasing in 1/w", "trend(1/w, <c_loss>, +): every step up reproduced, fitted slope up partly; "
+          "fewer than 3 widths not at this scale", CH9, "fig-rob-constants",
+          lambda m, x, **_: trend(x, _vals(m), +1))
+    claim(f"kb-{tag}-same", "kb", where, f"{statement}: the phase diagram is the same as the baseline's "
+          "(SP, no bias, B = 512) " + expected_note + ".",
+          f"log2(<c>_{name} / <c>_baseline) per width, for c_loss, c_sharp and c_max (a c_max with a censored "
+          "seed on either side left out), same seeds, at the widths with d/w <= 1/16 [I]",
+          "0 (the same constants)", f"reproduced if every |log2 ratio| <= {SAME_TOL} (a factor sqrt 2, 5 grid "
+          f"steps), partly if every one <= {SAME_PARTLY} (a factor 2); no width with d/w <= 1/16: not at this "
+          "scale", CH9, "fig-rob-diagrams", _same_diagram)
+
+
+_robust_claims("ntp", "App. C [I]", "NTP", "In the neural tangent parameterisation (NTP) instead of SP",
+               "[I: SPEC does not give App. C's wording; read as 'qualitatively the same', judged on the constants]")
+_robust_claims("bias", "App. K", "bias", "With biases in every layer (SP, He init, zero biases)",
+               "(SPEC 1.1: 'FCNs with bias give the same phase diagram')")
+_robust_claims("batch", "App. J", "B=128", "With a smaller SGD batch (B = 128 against 512 by default; the paper's value is not known)",
+               "[I: SPEC only says App. J compares a smaller batch size]")
+claim("kb-robust-order", "kb", "App. C, J, K", "In every variant, c_loss <= c_sharp <= c_max per initialisation.",
+      "fraction of (variant, width, init) with a measured c_sharp that satisfy the order, over the "
+      "baseline and the three variants", ">= 90 % (outliers allowed)", "fraction >= 90 % reproduced, >= 50 % partly",
+      CH9, "fig-rob-diagrams", lambda m, ordered, valid, **_: fraction_true(ordered, 0.9, 0.5, valid=valid))
+
 # ----------------------------------------------------------------------------- records
 @dataclass
 class Record:

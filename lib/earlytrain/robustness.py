@@ -1,0 +1,118 @@
+"""Comparing phase diagrams of network variants (Kalra & Barkeshli 2023, App. C, J, K).
+
+The appendices repeat the FCN phase diagram with one change at a time: the neural tangent
+parameterisation (NTP) instead of the standard one (SP), biases in every layer, a smaller SGD
+batch. Their claim is that the diagram keeps its structure. These functions turn two phase sweeps
+(``sweep.phase_sweep`` results over (depth, width, seed), run with the same seeds) into the
+numbers such a claim is judged on, without training anything:
+
+* :func:`shift`: per (depth, width) and constant, log2 of the ratio of the variant's mean to the
+  baseline's; a c_max with a censored seed (nothing diverged on the grid: only a lower bound) on
+  either side is NaN (a bound is not a value to compare);
+* :func:`max_abs_shift`: the largest |shift| over the finite entries, optionally only at the
+  (depth, width) points inside the paper's validity range :func:`in_regime`;
+* :func:`order_mask`: per (depth, width, seed), whether c_loss <= c_sharp <= c_max, and where that
+  can be judged (c_sharp measured).
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+CONSTANTS = ("c_loss", "c_sharp", "c_max")
+GAMMA = 1 / 16  # d/w below which the paper's FCN results hold (SPEC 1.1: recalled [I])
+
+
+def censored(ds: xr.Dataset) -> xr.DataArray:
+    """Per (depth, width, seed): True where c_max is only a lower bound."""
+    if "c_max_censored" in ds:
+        return ds.c_max_censored.astype(bool)
+    return xr.zeros_like(ds["c_max"], dtype=bool)
+
+
+def _mean(ds: xr.Dataset, name: str) -> xr.DataArray:
+    c = ds[name]
+    m = c.mean("seed")
+    if name == "c_max":  # a mean with a censored seed is a lower bound, not a value
+        m = m.where(~censored(ds).any("seed"))
+    return m
+
+
+def shift(variant: xr.Dataset, baseline: xr.Dataset, names=CONSTANTS) -> xr.Dataset:
+    """log2(<c>_variant / <c>_baseline) per (depth, width) for each constant of ``names`` present
+    in both (means over seeds). NaN where either mean is missing or not positive, and for c_max
+    where either side has a censored seed. The two sweeps must share their (depth, width) points."""
+    for dim in ("depth", "width"):
+        a, b = np.asarray(variant[dim].values), np.asarray(baseline[dim].values)
+        if a.shape != b.shape or not np.array_equal(np.sort(a), np.sort(b)):
+            raise ValueError(f"shift: the sweeps differ in {dim}: {a.tolist()} vs {b.tolist()}")
+    out = xr.Dataset()
+    for n in names:
+        if n not in variant or n not in baseline:
+            continue
+        mv, mb = _mean(variant, n), _mean(baseline, n).reindex_like(_mean(variant, n))
+        ok = (mv > 0) & (mb > 0)
+        out[n] = np.log2(mv.where(ok) / mb.where(ok))
+    return out
+
+
+def paired_spread(variant: xr.Dataset, baseline: xr.Dataset, names=CONSTANTS) -> xr.Dataset:
+    """Standard deviation over seeds of the per-seed log2(c_variant / c_baseline) (the sweeps share
+    their seeds: a paired comparison), per (depth, width); c_max of a seed censored on either side
+    left out. NaN with fewer than two finite pairs."""
+    out = xr.Dataset()
+    for n in names:
+        if n not in variant or n not in baseline:
+            continue
+        a, b = variant[n], baseline[n].reindex_like(variant[n])
+        ok = (a > 0) & (b > 0)
+        if n == "c_max":
+            ok = ok & ~censored(variant) & ~censored(baseline).reindex_like(variant[n])
+        r = np.log2(a.where(ok) / b.where(ok))
+        out[n] = r.std("seed").where(r.count("seed") >= 2)
+    return out
+
+
+def in_regime(ds: xr.Dataset, gamma: float = GAMMA) -> xr.DataArray:
+    """Per (depth, width): d/w <= gamma, the range where the paper's results hold."""
+    return (ds.depth / ds.width) <= gamma * (1 + 1e-12)
+
+
+def max_abs_shift(s: xr.Dataset, where: xr.DataArray | None = None) -> float:
+    """Largest |shift| over the finite entries of every constant (only where ``where`` is True,
+    a (depth, width) mask); NaN if there is none."""
+    vals = []
+    for n in s.data_vars:
+        v = s[n] if where is None else s[n].where(where.broadcast_like(s[n]))
+        vals.append(np.abs(np.asarray(v.values, float)).ravel())
+    a = np.concatenate(vals) if vals else np.zeros(0)
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else float("nan")
+
+
+def shift_table(s: xr.Dataset, where: xr.DataArray | None = None) -> dict[str, float]:
+    """The shifts as ``{"c_loss w=64": value, ...}`` (depth named too when there are several),
+    finite entries only, restricted to ``where`` if given: what a claim records."""
+    out = {}
+    multi = s.sizes.get("depth", 1) > 1
+    for n in s.data_vars:
+        v = s[n] if where is None else s[n].where(where.broadcast_like(s[n]))
+        v = v.transpose("depth", "width")
+        for d in v.depth.values:
+            for w in v.width.values:
+                x = float(v.sel(depth=d, width=w))
+                if np.isfinite(x):
+                    out[f"{n} " + (f"d={int(d)} " if multi else "") + f"w={int(w)}"] = x
+    return out
+
+
+def order_mask(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(ordered, valid), boolean arrays over (depth, width, seed) raveled: c_loss <= c_sharp <=
+    c_max, and whether c_sharp was measured (finite) so the order can be judged. A censored c_max
+    is a lower bound of the true one, so c_sharp <= it still implies the order."""
+    dims = ("depth", "width", "seed")
+    cl, cs, cm = (ds[n].transpose(*dims).values.ravel() for n in CONSTANTS)
+    valid = np.isfinite(cl) & np.isfinite(cs) & np.isfinite(cm)
+    with np.errstate(invalid="ignore"):
+        ordered = (cl <= cs) & (cs <= cm)
+    return ordered & valid, valid

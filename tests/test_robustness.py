@@ -1,0 +1,79 @@
+"""earlytrain.robustness: comparing two phase diagrams (App. C, J, K) on synthetic sweeps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from earlytrain import robustness
+
+
+def sweep_ds(widths=(32, 64, 128), seeds=(1, 2, 3), depth=4, scale=1.0, censored_width=None):
+    """A phase-sweep-like Dataset over (depth, width, seed); every constant multiplied by ``scale``;
+    c_max censored (the top of the grid, 64) at ``censored_width`` for every seed."""
+    w = np.asarray(widths, float)[None, :, None]
+    s = np.arange(1, len(seeds) + 1, dtype=float)[None, None, :]
+    c_loss = (2 + 64 / w) * (1 + 0.1 * s) * scale
+    c_sharp, c_max = 1.5 * c_loss, 4 * c_loss
+    cens = np.zeros(c_loss.shape, bool)
+    if censored_width is not None:
+        i = list(widths).index(censored_width)
+        cens[:, i, :] = True
+        c_max[:, i, :] = 64.0
+    dims = ("depth", "width", "seed")
+    return xr.Dataset({"c_loss": (dims, c_loss), "c_sharp": (dims, c_sharp), "c_max": (dims, c_max),
+                       "c_max_censored": (dims, cens)},
+                      coords={"depth": [depth], "width": list(widths), "seed": list(seeds)})
+
+
+def test_shift_is_log2_ratio_of_means():
+    base, var = sweep_ds(), sweep_ds(scale=2.0)
+    s = robustness.shift(var, base)
+    for n in ("c_loss", "c_sharp", "c_max"):
+        np.testing.assert_allclose(s[n].values, 1.0)
+    assert robustness.max_abs_shift(s) == pytest.approx(1.0)
+    np.testing.assert_allclose(robustness.shift(base, base).c_loss.values, 0.0, atol=1e-12)
+
+
+def test_censored_c_max_is_not_compared():
+    base, var = sweep_ds(), sweep_ds(scale=2.0, censored_width=32)
+    s = robustness.shift(var, base)
+    assert np.isnan(float(s.c_max.sel(width=32, depth=4)))       # a lower bound is not a value
+    assert float(s.c_max.sel(width=64, depth=4)) == pytest.approx(1.0)
+    assert float(s.c_loss.sel(width=32, depth=4)) == pytest.approx(1.0)
+    sp = robustness.paired_spread(var, base)
+    assert np.isnan(float(sp.c_max.sel(width=32, depth=4)))
+    np.testing.assert_allclose(sp.c_loss.values, 0.0, atol=1e-12)  # the same ratio at every seed
+
+
+def test_shift_needs_the_same_points():
+    with pytest.raises(ValueError, match="width"):
+        robustness.shift(sweep_ds(widths=(32, 64)), sweep_ds())
+
+
+def test_regime_and_table():
+    base = sweep_ds()
+    reg = robustness.in_regime(base)                               # d = 4: d/w = 1/8, 1/16, 1/32
+    assert reg.sel(depth=4).values.tolist() == [False, True, True]
+    var = base.copy()
+    var["c_loss"] = base.c_loss * xr.DataArray([4.0, 1.0, 1.5], dims="width", coords={"width": base.width})
+    s = robustness.shift(var, base)
+    assert robustness.max_abs_shift(s) == pytest.approx(2.0)      # at w = 32, outside the regime
+    assert robustness.max_abs_shift(s, where=reg) == pytest.approx(np.log2(1.5))
+    t = robustness.shift_table(s, where=reg)
+    assert set(t) == {f"{n} w={w}" for n in ("c_loss", "c_sharp", "c_max") for w in (64, 128)}
+    assert t["c_loss w=128"] == pytest.approx(np.log2(1.5))
+    none = robustness.in_regime(sweep_ds(widths=(8, 16)))
+    assert robustness.shift_table(robustness.shift(var.sel(width=[32]), base.sel(width=[32])),
+                                  where=robustness.in_regime(base.sel(width=[32]))) == {}
+    assert not bool(none.any())
+    assert np.isnan(robustness.max_abs_shift(s, where=xr.zeros_like(reg)))
+
+
+def test_order_mask():
+    ds = sweep_ds(seeds=(1, 2))
+    ds["c_sharp"][0, 0, 0] = 0.5 * float(ds.c_loss[0, 0, 0])      # c_sharp < c_loss: out of order
+    ds["c_sharp"][0, 1, 1] = np.nan                                # not measured: not judged
+    ordered, valid = robustness.order_mask(ds)
+    assert valid.sum() == 5 and ordered.sum() == 4
+    assert not ordered[0] and not valid[3]
