@@ -11,6 +11,7 @@ Modules (one job each):
   phases    -- critical constants c_loss, c_sharp, c_max and phase labels.
   sweep     -- sweeps over (dataset, depth, width, seed, c) -> xarray.Dataset.
   cache     -- content-addressed, atomic on-disk results keyed by config + code hash.
+  cluster   -- where a sweep's points are computed: this process or a Dask cluster.
   uv        -- the exactly solvable uv model (two-layer linear net, one example).
   plotting  -- figure builders (return matplotlib Figures; captions live in the book).
 """
