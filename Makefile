@@ -39,6 +39,7 @@ bench: venv data
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_sharpness.py
 	$(PY) bench/bench_cnn_sharpness.py
+	$(PY) bench/bench_cluster.py
 
 clean:
 	rm -rf _build _runs
