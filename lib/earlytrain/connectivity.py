@@ -149,7 +149,8 @@ def barrier_point(cfg: ConnectivityConfig) -> xr.Dataset:
                     memo[(s, int(idx[s, k]))] = (bool(div[s, k] or U[s, k] > cfg.barrier_tol), float(U[s, k]))
         return np.array([[memo[(s, int(i))][0] for i in idx[s]] for s in range(S)])
 
-    i_bar = search.first_true(evaluate, n=n, n_seeds=S, strategy=scfg.search, stride=scfg.stride, hi=i_div)
+    i_bar = search.first_true(evaluate, n=n, n_seeds=S, strategy=scfg.search, stride=scfg.stride, hi=i_div,
+                              name="c_barrier")
     censored = i_bar >= i_div
     c_max = crit["c_max"].values
     c_bar = np.where(censored, c_max, c_grid[np.minimum(i_bar, n - 1)])

@@ -224,10 +224,10 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     pt = _Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
     find = functools.partial(search.first_true, n=n, n_seeds=S, strategy=cfg.search, stride=cfg.stride)
-    i_div = find(lambda idx: pt.indicators(idx, False)["diverge"])
-    i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div)
+    i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
+    i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div)
+        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp")
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
         c_sharp = np.full(S, np.nan)
