@@ -102,6 +102,18 @@ def test_no_fit_with_too_few_widths():
     assert sum("one point" in t for t in texts) == 3
 
 
+def test_partly_censored_point_leaves_the_cmax_fit():
+    """One seed of the widest point never diverged: that point's diverged seeds are not fitted
+    either (alone they would be biased low), so the c_max line rests on the other widths only."""
+    ds = sweep_ds()
+    ds["c_max_censored"][0, 2, 0] = True
+    ds["c_max"][0, 2, 0] = 64.0
+    assert list(phase.censored_points(ds)) == [False, False, True]
+    raw_y, raw_c = phase.constants_table(ds)["c_max"][4:]
+    assert np.isnan(raw_c[np.isclose(raw_y, 1 / 128)]).all()
+    assert np.isfinite(raw_c[~np.isclose(raw_y, 1 / 128)]).all()
+
+
 def test_ordering_marks_censored():
     fig = phase.ordering(sweep_ds(censored_width=64))
     assert any("lower bound" in t for t in legend_texts(fig.axes[1]))

@@ -51,8 +51,10 @@ def constants_table(ds: xr.Dataset, y: str = "inv_width",
                     names=("c_loss", "c_sharp", "c_max"), q=(0.25, 0.75)):
     """Per (depth, width) point: y, and mean / low / high quantile of each constant over seeds.
     Returns a dict name -> (y [P], mean [P], lo [P], hi [P]) and the raw (y, c) pairs. The raw
-    c_max of a censored seed (``c_max_censored``: nothing diverged on the grid, so c_max is only a
-    lower bound) is NaN: it is kept out of fits."""
+    c_max of a point with a censored seed (``c_max_censored``: nothing diverged on the grid, so
+    c_max is only a lower bound) is NaN for *every* seed of that point: it is kept out of fits,
+    and so are the seeds of that point that did diverge, which alone would be a sample biased
+    low (the initialisations that diverge earliest)."""
     yv = _y_values(ds, y).broadcast_like(ds[names[0]].isel(seed=0, drop=True))
     out = {}
     for name in names:
@@ -61,7 +63,7 @@ def constants_table(ds: xr.Dataset, y: str = "inv_width",
         c = ds[name]
         stats = (yv.values.ravel(), c.mean("seed").values.ravel(),
                  c.quantile(q[0], "seed").values.ravel(), c.quantile(q[1], "seed").values.ravel())
-        raw = c.where(~censored(ds)) if name == "c_max" else c
+        raw = c.where(~censored(ds).broadcast_like(c).any("seed")) if name == "c_max" else c
         raw_y = np.broadcast_to(yv.values[..., None], c.transpose(..., "seed").shape).ravel()
         raw_c = raw.transpose(*yv.dims, "seed").values.ravel()
         out[name] = stats + (raw_y, raw_c)
