@@ -63,6 +63,10 @@ def test_regime_and_table():
     t = robustness.shift_table(s, where=reg)
     assert set(t) == {f"{n} w={w}" for n in ("c_loss", "c_sharp", "c_max") for w in (64, 128)}
     assert t["c_loss w=128"] == pytest.approx(np.log2(1.5))
+    key, value = robustness.largest_shift(robustness.shift_table(s))
+    assert (key, value) == ("c_loss w=32", pytest.approx(2.0))        # the entry, not only |value|
+    assert robustness.largest_shift({"c_max w=64": 0.5, "c_loss w=64": -0.9}) == ("c_loss w=64", -0.9)
+    assert robustness.largest_shift({}) is None
     none = robustness.in_regime(sweep_ds(widths=(8, 16)))
     assert robustness.shift_table(robustness.shift(var.sel(width=[32]), base.sel(width=[32])),
                                   where=robustness.in_regime(base.sel(width=[32]))) == {}
@@ -77,3 +81,6 @@ def test_order_mask():
     ordered, valid = robustness.order_mask(ds)
     assert valid.sum() == 5 and ordered.sum() == 4
     assert not ordered[0] and not valid[3]
+    both, judged, regime = robustness.ordering([ds, sweep_ds(seeds=(1, 2))])   # over several sweeps
+    assert both.tolist() == ordered.tolist() + [True] * 6 and judged.sum() == 11
+    assert regime.tolist() == [False, False, True, True, True, True] * 2     # d/w = 1/8, 1/16, 1/32

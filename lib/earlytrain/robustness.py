@@ -11,8 +11,9 @@ numbers such a claim is judged on, without training anything:
   either side is NaN (a bound is not a value to compare);
 * :func:`max_abs_shift`: the largest |shift| over the finite entries, optionally only at the
   (depth, width) points inside the paper's validity range :func:`in_regime`;
+* :func:`largest_shift`: the entry of a :func:`shift_table` with the largest |shift|;
 * :func:`order_mask`: per (depth, width, seed), whether c_loss <= c_sharp <= c_max, and where that
-  can be judged (c_sharp measured).
+  can be judged (c_sharp measured); :func:`ordering` over several sweeps.
 """
 from __future__ import annotations
 
@@ -81,13 +82,13 @@ def in_regime(ds: xr.Dataset, gamma: float = GAMMA) -> xr.DataArray:
 def max_abs_shift(s: xr.Dataset, where: xr.DataArray | None = None) -> float:
     """Largest |shift| over the finite entries of every constant (only where ``where`` is True,
     a (depth, width) mask); NaN if there is none."""
-    vals = []
-    for n in s.data_vars:
-        v = s[n] if where is None else s[n].where(where.broadcast_like(s[n]))
-        vals.append(np.abs(np.asarray(v.values, float)).ravel())
-    a = np.concatenate(vals) if vals else np.zeros(0)
-    a = a[np.isfinite(a)]
-    return float(a.max()) if a.size else float("nan")
+    top = largest_shift(shift_table(s, where))
+    return abs(top[1]) if top else float("nan")
+
+
+def largest_shift(table: dict[str, float]) -> tuple[str, float] | None:
+    """The entry of a ``shift_table`` with the largest |shift|: (key, shift), or None if empty."""
+    return max(table.items(), key=lambda kv: abs(kv[1])) if table else None
 
 
 def shift_table(s: xr.Dataset, where: xr.DataArray | None = None) -> dict[str, float]:
@@ -116,3 +117,14 @@ def order_mask(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         ordered = (cl <= cs) & (cs <= cm)
     return ordered & valid, valid
+
+
+def ordering(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``order_mask`` over several sweeps (an iterable of Datasets), concatenated: (ordered, valid,
+    in_regime), the last saying which (depth, width, seed) entries lie in the validity range."""
+    diagrams = list(diagrams)
+    masks = [order_mask(ds) for ds in diagrams]
+    regime = [in_regime(ds).broadcast_like(ds["c_loss"]).transpose("depth", "width", "seed").values.ravel()
+              for ds in diagrams]
+    return (np.concatenate([m[0] for m in masks]), np.concatenate([m[1] for m in masks]),
+            np.concatenate(regime))
