@@ -153,3 +153,52 @@ def test_trajectory_config_schedules():
         saturation.trajectory_config(cfg, 8, 1, 10)
     with pytest.raises(ConfigError, match="sharpness_per_decade"):
         saturation.trajectory_config(cfg, 8, 1, 10, sharpness_per_decade=-2)
+
+
+def test_grid_steps_counts_steps_of_the_c_grid():
+    import xarray as xr
+    x_step = 0.25
+    # c_crit exactly one grid step above 2, one below, on 2, and two steps above 4
+    c = 2.0 ** np.array([1 + x_step, 1 - x_step, 1.0, 2 + 2 * x_step])
+    np.testing.assert_allclose(saturation.grid_steps(c, 2.0, x_step), [1, -1, 0, 6])
+    np.testing.assert_allclose(saturation.grid_steps(c, 4.0, x_step), [-3, -5, -4, 2])
+    assert saturation.grid_steps(2.0 ** 1.5, saturation.C_MSE, 0.5) == pytest.approx(1.0)
+    # a DataArray stays one, with its coordinates; NaN stays NaN
+    da = xr.DataArray([2.0 ** (1 + x_step), np.nan], coords={"width": [8, 16]}, dims="width")
+    out = saturation.grid_steps(da, 2.0, x_step)
+    assert isinstance(out, xr.DataArray) and out.width.values.tolist() == [8, 16]
+    assert float(out.sel(width=8)) == pytest.approx(1.0) and np.isnan(float(out.sel(width=16)))
+    with pytest.raises(ConfigError, match="x_step"):
+        saturation.grid_steps(c, 2.0, 0.0)
+    with pytest.raises(ConfigError, match="c_ref"):
+        saturation.grid_steps(c, -2.0, x_step)
+
+
+def test_within_one_step_has_a_margin_for_float_grids():
+    # one step on a grid rounded to 10 digits is within; a step and a half, two steps and NaN are not
+    assert saturation.within_one_step(saturation.grid_steps(2.0 ** np.round(1 + 0.1, 10), 2.0, 0.1))
+    np.testing.assert_array_equal(saturation.within_one_step(np.array([0.0, -1.0, 1.0, 1.5, -2.0, np.nan])),
+                                  [True, True, True, False, False, False])
+
+
+def test_onset_verdict_every_branch():
+    x_step = 0.25
+    c = lambda *steps: 2.0 ** (1 + x_step * np.array(steps))  # c_crit the given grid steps from c = 2
+    assert saturation.onset_verdict(c(2, 3, 4), x_step) == (
+        "every setting puts the onset more than one grid step above the MSE value 2")
+    assert saturation.onset_verdict(c([-1, 0], [1, 0]), x_step) == (  # (filter, width), exactly one step counts
+        "every setting puts the onset within one grid step of the MSE value 2")
+    spread = ("the settings move it from 1.68 to 2.83, so at this scale the onset cannot be told apart from "
+              "the MSE value 2 with confidence")
+    assert saturation.onset_verdict(c(-1, 0, 2), x_step) == spread
+    assert saturation.onset_verdict(c(-1, np.nan, 2), x_step) == spread  # a NaN estimate is left out of the range
+    assert saturation.onset_verdict(c(-2, -3), x_step).startswith("the settings move it from 1.19 to 1.41")
+
+
+def test_steep_verdict_every_branch():
+    x_step = 0.5
+    c = lambda *steps: 2.0 ** (2 + x_step * np.array(steps))  # c_steep the given grid steps from c = 4
+    assert saturation.steep_verdict(c(0, 1, -1), x_step) == "within one grid step of the recalled c ~ 4 at every width"
+    assert saturation.steep_verdict(c(0, 2), x_step) == "more than one grid step from the recalled c ~ 4 at some widths"
+    assert saturation.steep_verdict(c(-2, 3), x_step) == "more than one grid step from the recalled c ~ 4 at every width"
+    assert saturation.steep_verdict(c(np.nan), x_step) == "more than one grid step from the recalled c ~ 4 at every width"

@@ -303,6 +303,56 @@ def c_crit_by_filter(ds: xr.Dataset, settings=((5, 2), (7, 3), (9, 3))) -> xr.Da
     return xr.concat(parts, dim="filter").assign_coords(filter=[f"({sw}, {po})" for sw, po in keep])
 
 
+# "Within one grid step" means |steps| <= ONE_STEP: one step plus a 1 % margin, so that an estimate
+# exactly one step away still counts when the grid's x values carry rounding errors.
+ONE_STEP = 1.01
+C_MSE = 2.0         # c_crit with MSE (paper, Sec. 3; chapter 5)
+C_XENT_DROP = 4.0   # where chi drops with cross-entropy, recalled [I] (App. F, I)
+
+
+def grid_steps(c, c_ref: float, x_step: float):
+    """Signed distance of c from c_ref in steps of the c grid: (log2 c - log2 c_ref) / x_step.
+
+    c: float, array [...] or DataArray [...] (> 0; NaN stays NaN) -> the same shape and type.
+    The grid is uniform in x = log2 c, so c = 2^(x_ref + k x_step) is k steps from c_ref = 2^x_ref:
+    an estimate that is an argmin over the grid is a whole number of steps from a grid point.
+    """
+    check_positive(c_ref, "c_ref")
+    check_positive(x_step, "x_step")
+    return (np.log2(c) - np.log2(c_ref)) / x_step
+
+
+def within_one_step(steps):
+    """|steps| <= ONE_STEP, elementwise: steps [...] (from grid_steps) -> bool [...]; NaN -> False."""
+    return np.abs(steps) <= ONE_STEP
+
+
+def onset_verdict(c_crit, x_step: float) -> str:
+    """Where the onset c_crit sits relative to the MSE value c = 2, read over every estimate in
+    c_crit [...] (e.g. ``c_crit_by_filter``'s (filter, width)): all more than one grid step above
+    2, all within one step of it, or else the range the estimates span, in which case the onset
+    cannot be told apart from 2. A NaN estimate (a curve too short for a filter) is neither above
+    nor within, so it gives the range, which leaves the NaNs out."""
+    dx = np.asarray(grid_steps(c_crit, C_MSE, x_step), float)
+    if np.all(dx > ONE_STEP):
+        return "every setting puts the onset more than one grid step above the MSE value 2"
+    if np.all(within_one_step(dx)):
+        return "every setting puts the onset within one grid step of the MSE value 2"
+    lo, hi = (2 ** (np.log2(C_MSE) + x_step * f(dx)) for f in (np.nanmin, np.nanmax))
+    return (f"the settings move it from {lo:.2f} to {hi:.2f}, so at this scale the onset cannot be told apart "
+            "from the MSE value 2 with confidence")
+
+
+def steep_verdict(c_steep, x_step: float) -> str:
+    """Whether the steepest fall of chi, c_steep [width] (``analyse``'s argmin chi', the middle of
+    the drop), is within one grid step of the recalled cross-entropy value c ~ 4 [I]: at every
+    width, or else more than one step from it at every width or at some widths (NaN: not within)."""
+    near = within_one_step(np.asarray(grid_steps(c_steep, C_XENT_DROP, x_step), float))
+    if near.all():
+        return "within one grid step of the recalled c ~ 4 at every width"
+    return "more than one grid step from the recalled c ~ 4 at " + ("some widths" if near.any() else "every width")
+
+
 def trajectory_config(cfg: SaturationConfig, width: int, seed: int, num_steps: int,
                       sharpness_every: int | None = None, sharpness_per_decade: int = 0) -> SweepConfig:
     """The SweepConfig of a single long run (one width, one seed) for ``sweep.trajectories``,
