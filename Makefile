@@ -23,9 +23,11 @@ tfds-venv: venv
 book: venv data
 	$(PY) scripts/build_book.py
 
-## Run the test suite (the data/tfds set-up it needs is done first).
+## Run the test suite (the data/tfds set-up it needs is done first), on TEST_WORKERS processes
+## (pytest-xdist; tests/conftest.py groups the tests; TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 2
 test: venv data tfds-venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## Re-run one chapter with new parameters and rebuild the book around it:
 ##   make rerun CHAPTER=01_phase_diagram PARAMS=book/params/01_phase_diagram/paper.yaml
