@@ -18,8 +18,8 @@
   module-scoped fixtures (a LocalCluster, the tfds virtualenv's data, a CNN's statistics) are
   built once; a chapter's quick-preset run (tests/test_book_content.py, the suite's longest units,
   10-70 s each) is a unit of its own, so the chapters spread over the workers; they are queued
-  first and the longest modules next, so no long unit starts last while the other worker idles. A plain ``pytest`` runs
-  the same tests in the same order in one process.
+  first and the longest modules next, so no long unit starts last while the other worker idles.
+  A plain ``pytest`` runs the same tests in the same order in one process.
 """
 import os
 import re
@@ -63,7 +63,7 @@ LONG_MODULES = ("test_tfds.py", "test_sweep.py", "test_cnn.py", "test_hessian.py
 
 
 def _queue_rank(item) -> tuple:
-    module = Path(str(item.fspath)).name
+    module = item.path.name
     return (item.get_closest_marker("notebook") is None,
             LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES))
 

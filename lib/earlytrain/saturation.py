@@ -333,12 +333,13 @@ def onset_verdict(c_crit, x_step: float) -> str:
     2, all within one step of it, or else the range the estimates span, in which case the onset
     cannot be told apart from 2. A NaN estimate (a curve too short for a filter) is neither above
     nor within, so it gives the range, which leaves the NaNs out."""
-    dx = np.asarray(grid_steps(c_crit, C_MSE, x_step), float)
+    c = np.asarray(c_crit, float)
+    dx = grid_steps(c, C_MSE, x_step)
     if np.all(dx > ONE_STEP):
         return "every setting puts the onset more than one grid step above the MSE value 2"
     if np.all(within_one_step(dx)):
         return "every setting puts the onset within one grid step of the MSE value 2"
-    lo, hi = (2 ** (np.log2(C_MSE) + x_step * f(dx)) for f in (np.nanmin, np.nanmax))
+    lo, hi = np.nanmin(c), np.nanmax(c)
     return (f"the settings move it from {lo:.2f} to {hi:.2f}, so at this scale the onset cannot be told apart "
             "from the MSE value 2 with confidence")
 
