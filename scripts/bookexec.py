@@ -38,6 +38,16 @@ never stale:
 * a cached chapter that records claims (its code imports ``earlytrain.claims``) but whose claims
   file is missing executes again ("claims not recorded"), so the report never lacks its rows.
 
+Figures and the execution page (``earlytrain.provenance``). Each kernel runs with
+``EARLYTRAIN_PROVENANCE`` (``$EARLYTRAIN_PROVENANCE`` or ``<root>/_build/provenance``),
+``EARLYTRAIN_CHAPTER`` (the notebook's stem) and ``EARLYTRAIN_RESULTS_LOG``
+(``<provenance dir>/<chapter>.results.jsonl``, emptied first): the chapter records its figures'
+manifest and the results cache logs what it computed and read. A cached chapter that records
+figures (its code imports ``earlytrain.provenance``) but whose manifest, or a file it names, is
+missing executes again. A notebook with ``earlytrain: {build_info: true}`` (``book/build_info.md``)
+executes in every build, after the chapters, when this build's record
+(``<provenance dir>/build.json``: each chapter executed, failed or cached, with its time) is written.
+
 Jupyter Book then finds every notebook cached and executes nothing. The library is located by
 importing ``earlytrain`` (so ``PYTHONPATH`` decides, as it does for the kernels).
 """
@@ -61,6 +71,7 @@ BUDGET_S = 8 * 60  # a chapter should execute within 8 minutes on the reference 
 LIB_KEY = "earlytrain_library"  # key of the {module: sha256} dict in a cache record's data
 CLAIMS_KEY = "earlytrain_claims"  # key of the claims files' sha256 in a report's record
 CLAIMS_ENV = "EARLYTRAIN_CLAIMS"
+PROV_ENV = "EARLYTRAIN_PROVENANCE"  # figure manifests, results logs, the build record
 
 
 # ----------------------------------------------------------------------------- the book
@@ -166,7 +177,29 @@ def claims_hash(directory: Path) -> str:
 
 
 def is_report(nb: nbformat.NotebookNode) -> bool:
-    return bool((nb.metadata.get("earlytrain") or {}).get("report"))
+    return bool((nb.metadata.get("earlytrain") or {}).get("report")) or is_build_info(nb)
+
+
+def is_build_info(nb: nbformat.NotebookNode) -> bool:
+    """The execution page: executes in every build, after the chapters."""
+    return bool((nb.metadata.get("earlytrain") or {}).get("build_info"))
+
+
+def provenance_dir(root: Path) -> Path:
+    """Where the chapters record their figures: $EARLYTRAIN_PROVENANCE or <root>/_build/provenance."""
+    d = os.environ.get(PROV_ENV)
+    return Path(d).resolve() if d else Path(root).resolve() / "_build" / "provenance"
+
+
+def figures_missing(directory: Path, chapter: str) -> str:
+    """Why a cached chapter's figure records are not usable ("" if they are)."""
+    from earlytrain import provenance
+    missing = provenance.missing_files(chapter, directory)
+    if missing is None:
+        return f"figures not recorded in {directory}"
+    if not missing:
+        return ""
+    return f"figure data missing: {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
 
 
 # ----------------------------------------------------------------------------- the library
@@ -284,7 +317,7 @@ def plan(root: Path) -> Plan:
     default_mode = ex.get("execute_notebooks", "auto")
     default_mode = "off" if default_mode is False else str(default_mode)
     out = Plan(cache_path(root, config))
-    cdir = claims_dir(root)
+    cdir, pdir = claims_dir(root), provenance_dir(root)
     cache = get_cache(str(out.cache_dir))
     records = sorted(cache.list_cache_records(), key=lambda r: r.created)
     last_by_uri = {r.uri: (r.data or {}).get("execution_seconds") for r in records}
@@ -314,6 +347,10 @@ def plan(root: Path) -> Plan:
             elif (not ch.report and "claims" in notebook_imports(nb)
                   and not (cdir / f"{path.stem}.json").is_file()):
                 ch.reason = f"claims not recorded in {cdir}"
+            elif not ch.report and "provenance" in notebook_imports(nb):
+                ch.reason = figures_missing(pdir, path.stem)
+        if is_build_info(nb) and not ch.reason:
+            ch.reason = "executes in every build"
         (out.execute if ch.reason else out.cached).append(ch)
     if any(not c.report for c in out.execute):  # chapters execute: their claims change
         for ch in [c for c in out.cached if c.report]:
@@ -328,12 +365,20 @@ def plan(root: Path) -> Plan:
 
 # ----------------------------------------------------------------------------- execution
 def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str | None = None,
-                 root: str | None = None) -> dict:
+                 root: str | None = None, prov: str | None = None) -> dict:
     """Worker (own process): execute one notebook in its directory, return it and its outcome.
-    ``claims``: the claims directory its kernel records into (``EARLYTRAIN_CLAIMS``)."""
+    ``claims``: the claims directory its kernel records into (``EARLYTRAIN_CLAIMS``); ``prov``:
+    the provenance directory (figure manifest, results log; module doc)."""
     from jupyter_cache.executors.utils import single_nb_execution
     if claims:
         os.environ[CLAIMS_ENV] = claims
+    if prov:
+        stem = Path(path).stem
+        Path(prov).mkdir(parents=True, exist_ok=True)
+        (Path(prov) / f"{stem}.json").unlink(missing_ok=True)  # a failed run leaves no old manifest
+        (Path(prov) / f"{stem}.results.jsonl").write_text("")
+        os.environ.update({PROV_ENV: prov, "EARLYTRAIN_CHAPTER": stem,
+                           "EARLYTRAIN_RESULTS_LOG": str(Path(prov) / f"{stem}.results.jsonl")})
     nb = read_notebook(Path(path), root)
     start = time.perf_counter()
     try:
@@ -380,6 +425,17 @@ def _status(t0: float, running: dict, done: list, failed: list, cached: list) ->
     return " | ".join(parts)
 
 
+def _write_build_record(directory: Path, pl: Plan, jobs: int, t0: float) -> None:
+    """This build's record of its chapters, read by the execution page (module doc)."""
+    import json
+    chapters = sorted((c for c in pl.execute + pl.cached if not c.report), key=lambda c: c.name)
+    rec = {"started": t0, "chapters_s": time.time() - t0, "jobs": jobs, "chapters": [
+        {"name": c.name, "state": "cached" if c in pl.cached else "failed" if c.error else "executed",
+         "seconds": c.seconds, "last_seconds": c.last_seconds, "reason": c.reason} for c in chapters]}
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "build.json").write_text(json.dumps(rec, indent=1))
+
+
 def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                   log: Callable[[str], None] = lambda s: print(s, flush=True)) -> Plan:
     """Execute the stale chapters of the book at ``root`` into its jupyter cache (see module doc).
@@ -394,7 +450,8 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     ex = book_config(root).get("execute") or {}
     timeout, allow_errors = ex.get("timeout", 30), bool(ex.get("allow_errors", False))
     cache = get_cache(str(pl.cache_dir))
-    cdir = claims_dir(root)
+    cdir, pdir = claims_dir(root), provenance_dir(root)
+    t_start = float(os.environ.get("EARLYTRAIN_BUILD_T0") or time.time())
     reports = root / "_build" / "html" / "reports"
     for ch in pl.execute:
         log(f"stale: {ch.name} ({ch.reason})")
@@ -412,9 +469,10 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                     ch = todo.pop(0)
                     if ch.report:
                         ch.claims_hash = claims_hash(cdir)
+                        _write_build_record(pdir, pl, jobs, t_start)
                     log_file = reports.joinpath(*(ch.name + ".err.log").split("/"))
                     log_file.unlink(missing_ok=True)
-                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors, str(cdir), str(root))
+                    fut = pool.submit(_execute_one, str(ch.path), timeout, allow_errors, str(cdir), str(root), str(pdir))
                     running[fut] = (ch, time.perf_counter())
                 log(_status(t0, running, done, failed, pl.cached))
                 finished, _ = cf.wait(list(running), timeout=every, return_when=cf.FIRST_COMPLETED)

@@ -17,6 +17,9 @@ Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
    error or Sphinx warning fails the build (-n -W --keep-going); a chapter that failed in step 1
    is not executed again (its page is built without outputs) and the build exits non-zero.
 
+The build's start time goes to the kernels and to Sphinx as ``EARLYTRAIN_BUILD_T0``: the
+execution page (book/build_info.md) states the total build time.
+
 JAX's persistent compilation cache (``<repo>/.cache/jax``, ``scripts/jaxcache.py``) is passed
 to the kernels.
 """
@@ -78,6 +81,7 @@ def main() -> int:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     print(f"JAX compilation cache: {jaxcache.enable() or '(off)'}", flush=True)
     jobs = int(os.environ.get("BOOK_JOBS") or min(2, os.cpu_count() or 1))
+    os.environ["EARLYTRAIN_BUILD_T0"] = str(time.time())  # the execution page's total build time
     t0 = time.perf_counter()
     plan = bookexec.execute_stale(ROOT, jobs=jobs)
     failed = [c.name for c in plan.execute if c.error]
@@ -96,7 +100,7 @@ def main() -> int:
         report_failures()
         print(f"\nBook build FAILED (exit {rc}). Logs: {ROOT / '_build' / 'html' / 'reports'}")
     else:
-        print(f"\nBook built: {ROOT / '_build' / 'html' / 'index.html'}")
+        print(f"\nBook built in {time.perf_counter() - t0:.0f} s: {ROOT / '_build' / 'html' / 'index.html'}")
     return rc
 
 

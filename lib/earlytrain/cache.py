@@ -26,6 +26,11 @@ The cache heals (each case warns with a ``CacheWarning`` naming the file):
 
 Environment: ``EARLYTRAIN_RESULTS`` moves the root (default ``<repo>/results``);
 ``EARLYTRAIN_REFRESH=1`` recomputes and overwrites. Neither changes any parameter.
+
+Provenance: every result a cached function returns is noted (``SERVED``, in this process: its
+file, whether it was computed or read, its compute time) and, with ``EARLYTRAIN_RESULTS_LOG`` set
+to a file, appended to it as one JSON line (the book build gives each chapter its log:
+``earlytrain.provenance``, ``scripts/bookexec.py``).
 """
 from __future__ import annotations
 
@@ -254,6 +259,24 @@ def _lock(path: Path):
             f.close()  # releases the lock
 
 
+SERVED: list[dict] = []  # every result returned in this process, in order (see the module doc)
+RESULTS_LOG_ENV = "EARLYTRAIN_RESULTS_LOG"
+
+
+def _note_served(name: str, path: Path, computed: bool, wall: float | None) -> None:
+    """Note a returned result (``SERVED``; a line of $EARLYTRAIN_RESULTS_LOG if set)."""
+    entry = {"function": name, "path": str(path), "computed": computed, "wall_time_s": wall}
+    SERVED.append(entry)
+    log = os.environ.get(RESULTS_LOG_ENV)
+    if log:
+        try:
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        except OSError as err:  # a provenance log never fails a computation
+            warnings.warn(f"results cache: could not append to {log} ({err})", CacheWarning, stacklevel=3)
+
+
 STALE_TMP_S = 24 * 3600  # a temporary file of another key older than this is an orphan
 
 
@@ -348,12 +371,14 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
         ds = _load_checked(path, key, cfg, code, heal=False)
         if ds is not None:
             ds.attrs["cache_path"] = str(path)
+            _note_served(name, path, False, None)
         return ds
 
     @functools.wraps(fn)
     def wrapper(cfg: Any) -> xr.Dataset:
         code, key, path = locate(cfg)
         refresh = os.environ.get("EARLYTRAIN_REFRESH", "0") == "1"
+        wall = None  # set when this call computes the result
         ds = None if refresh else _load_checked(path, key, cfg, code, heal=False)
         if ds is None or not path.with_suffix(".json").exists():
             with _lock(path):  # one process computes (or heals) a key at a time
@@ -374,6 +399,7 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
                     warnings.warn(f"results cache: {path} had no sidecar; wrote "
                                   f"{path.with_suffix('.json').name}", CacheWarning, stacklevel=2)
         ds.attrs["cache_path"] = str(path)
+        _note_served(name, path, wall is not None, wall)
         return ds
 
     wrapper.cache_name = name
