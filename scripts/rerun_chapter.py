@@ -21,7 +21,9 @@ Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
 Claims (earlytrain.claims): the copy has its own claims directory, _runs/book/_build/claims. It
 starts as a copy of the main book's (the other chapters' rows), papermill's kernel records the
 re-run chapter's claims into it (EARLYTRAIN_CLAIMS), and the build then re-executes the report,
-whose claims changed: the report of the copy shows the re-run chapter's rows.
+whose claims changed: the report of the copy shows the re-run chapter's rows. Its figure
+manifests (earlytrain.provenance, _runs/book/_build/provenance) likewise start as the main book's,
+and papermill's kernel records the re-run chapter's, so every figure keeps its data line.
 """
 from __future__ import annotations
 
@@ -72,9 +74,17 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
     for f in claims_main.glob("*.json") if claims_main.is_dir() and claims_main != claims_runs else []:
         shutil.copy(f, claims_runs / f.name)
     (claims_runs / f"{chapter}.json").unlink(missing_ok=True)  # a failed run leaves no old rows
+    prov_main, prov_runs = bookexec.provenance_dir(root), (book / "_build" / "provenance").resolve()
+    shutil.rmtree(prov_runs, ignore_errors=True)  # the other chapters' figure manifests: the main book's
+    prov_runs.mkdir(parents=True)
+    for f in prov_main.glob("*.json*") if prov_main.is_dir() and prov_main != prov_runs else []:
+        shutil.copy(f, prov_runs / f.name)
+    for f in (prov_runs / f"{chapter}.json", prov_runs / f"{chapter}.results.jsonl"):
+        f.unlink(missing_ok=True)
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           bookexec.CLAIMS_ENV: str(claims_runs)}
+           bookexec.CLAIMS_ENV: str(claims_runs), bookexec.PROV_ENV: str(prov_runs), "EARLYTRAIN_CHAPTER": chapter,
+           "EARLYTRAIN_RESULTS_LOG": str(prov_runs / f"{chapter}.results.jsonl")}
     jaxcache.enable(env)
     rc = subprocess.call([str(bindir / "papermill"), str(notebook), str(out), "-f", str(params_path),
                           "--cwd", str(root / "book"), "-k", "python3"], env=env)

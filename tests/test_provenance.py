@@ -64,7 +64,7 @@ def test_figure_records_results_call_and_drawn_values(fresh):
         np.testing.assert_array_equal(dv.a0_points0_y.values, ds.y.values + 1)
         assert dv.a0_line0_y.attrs["label"] == "x squared" and dv.a0_line0_x.attrs["axes_xlabel"] == "x"
         assert dv["a0_segments1"].shape == (5, 2, 2)  # one error bar per point, two ends, (x, y)
-        assert json.loads(dv.attrs["results"]) == [res["nc"]]
+        assert json.loads(dv.attrs["results"]) == [f"{res['function']}/{res['nc'].rsplit('/', 1)[1]}"]
 
     # nothing served since: a figure drawn inline from the same data names its results by `uses`
     rec_b = provenance.figure("fig-b", draw(ds), uses="fig-a")
@@ -110,7 +110,7 @@ def test_build_page_shows_the_record_machine_versions(tmp_path):
     (tmp_path / "01_x.results.jsonl").write_text(json.dumps({"function": "f", "path": "/a.nc", "computed": True,
                                                              "wall_time_s": 40.0}) + "\n")
     page = provenance.build_page(tmp_path)._repr_html_()
-    assert "<td>book/01_x</td><td>executed (not executed yet)</td><td>1:01</td><td>1</td><td>0</td><td>0:40</td>" in page
+    assert "<td>book/01_x</td><td>executed (stale: not executed yet)</td><td>1:01</td><td>1</td><td>0</td><td>0:40</td>" in page
     assert "<td>book/02_y</td><td>from the jupyter cache</td><td>0:30 (when executed)</td><td>n/a</td>" in page
     for name in ("python", "jax", "jaxlib", "flax", "optax", "numpy", "xarray", "jupyter-book", "cpu", "memory",
                  "jax devices"):
@@ -158,7 +158,7 @@ def test_tiny_book_has_data_lines_and_build_page(tmp_path):
             "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# Build\n\n"
             "```{code-cell}\nfrom earlytrain import provenance\nprovenance.build_page()\n```\n")
     root, env = make_book(tmp_path, {"a": jupytext.writes(nb, fmt="md:myst"), "build_info": info})
-    (root / "report.md").write_text("# Report\n")
+    (root / "report.md").write_text("# Report\n\n<table><tr><td><code>sq-claim</code></td></tr></table>\n")
     with open(root / "_toc.yml", "a") as f:
         f.write("  - file: report\n")
     with open(root / "_config.yml", "a") as f:
@@ -171,8 +171,9 @@ def test_tiny_book_has_data_lines_and_build_page(tmp_path):
     page = (html / "a.html").read_text()
     line = re.search(r'<p class="earlytrain-data">(.*?)</p>', page, re.S).group(1)
     assert "__main__.draw" in line and 'href="report.html#sq-claim"' in line and "squares" in line
+    assert '<span id="sq-claim"></span><code>sq-claim</code>' in (html / "report.html").read_text()
     build_page = (html / "build_info.html").read_text()
-    assert re.search(r"<td>a</td><td>executed \(not executed yet\)</td><td>\d+:\d\d</td><td>1</td><td>0</td>", build_page)
+    assert re.search(r"<td>a</td><td>executed \(stale: not executed yet\)</td><td>\d+:\d\d</td><td>1</td><td>0</td>", build_page)
     assert re.search(r'earlytrain-build-total">\d+ min \d+ s \(execution and rendering', build_page)
     assert "figure data: 3 files" in r.stdout + r.stderr
 

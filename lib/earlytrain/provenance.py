@@ -222,9 +222,9 @@ def figure(key: str, fig, uses=(), drawn_by: str | None = None) -> dict:
         drawn = d / ch / f"{key}.drawn.nc"
         drawn.parent.mkdir(parents=True, exist_ok=True)
         ds = drawn_values(fig, key)
-        ds.attrs.update(chapter=ch, drawn_by=drawn_by, results=json.dumps([r["nc"] for r in rec["results"]]))
+        ds.attrs.update(chapter=ch, drawn_by=drawn_by, results=json.dumps([f"{r['function']}/{Path(r['nc']).name}" for r in rec["results"]]))
         tmp = drawn.with_name(f".{drawn.name}.tmp{os.getpid()}")
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding={v: {"zlib": True, "complevel": 4} for v in ds.data_vars})
         os.replace(tmp, drawn)
         rec["drawn"] = str(drawn)
     _FIGURES[key] = rec
@@ -333,8 +333,10 @@ def versions() -> dict:
     return out
 
 
-def commit(root: Path | str = REPO_ROOT) -> str:
-    """The git commit of ``root`` (with "+ uncommitted changes" if the work tree differs), or why not."""
+def commit(root: Path | str | None = None) -> str:
+    """The git commit of ``root`` (default: the working directory, a chapter's book), with
+    "+ uncommitted changes" if the work tree differs, or why there is none."""
+    root = Path.cwd() if root is None else root
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=20, check=True).stdout.strip()
@@ -398,7 +400,7 @@ def build_page(directory_: Path | str | None = None) -> _HTML:
         res = results_log(Path(ch["name"]).name, d) if d is not None else None
         state = {"executed": "executed", "failed": "FAILED", "cached": "from the jupyter cache"}[ch["state"]]
         if ch.get("reason") and ch["state"] != "cached":
-            state += f" ({ch['reason']})"
+            state += f" (stale: {ch['reason']})"
         secs = ch["seconds"] if ch["state"] != "cached" else ch.get("last_seconds")
         rows.append([ch["name"], state, _secs(secs) + ("" if ch["state"] != "cached" else " (when executed)"),
                      res["computed"] if res else "n/a", res["read"] if res else "n/a",

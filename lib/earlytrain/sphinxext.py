@@ -10,7 +10,8 @@
   ``provenance.MAX_SHIP_BYTES`` is not copied, and the line says so (its drawn values are the
   reduced file). A figure of a chapter that recorded no manifest (executed outside the book
   build, e.g. ``make rerun``'s chapter) says "not recorded"; a manifest without the figure, or a
-  missing file, is a warning (the build runs with -W).
+  missing file, is a warning (the build runs with -W). On the report page each recorded claim
+  gets an anchor (``id="<claim id>"``) at its first ``<code>`` id, if its table has none.
 * **The total build time** on the execution page (``book/build_info.md``): when the build
   finishes, the page's ``earlytrain-build-total`` span gets the time since
   ``$EARLYTRAIN_BUILD_T0`` (set by ``scripts/build_book.py``).
@@ -161,9 +162,31 @@ def data_line(app, docname: str, chapter: str, key: str, label: str, rec: dict |
     return para
 
 
+def anchor_claims(app, doctree) -> None:
+    """On the report page: an anchor ``id="<claim id>"`` at the first ``<code><claim id></code>`` of its
+    HTML output, for each recorded claim that has none (the data lines link to them)."""
+    ids = set()
+    for p in _dir(app, "EARLYTRAIN_CLAIMS", "claims").glob("*.json"):
+        try:
+            ids.update(c["id"] for c in json.loads(p.read_text()).get("claims", []))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    for raw in list(doctree.findall(nodes.raw)):
+        if raw.get("format") != "html":
+            continue
+        text = new = raw.astext()
+        for cid in ids:
+            if f'id="{cid}"' not in new and f"<code>{cid}</code>" in new:
+                new = new.replace(f"<code>{cid}</code>", f'<span id="{cid}"></span><code>{cid}</code>', 1)
+        if new != text:
+            raw.replace_self(nodes.raw("", new, format="html"))
+
+
 def on_doctree_resolved(app, doctree, docname: str) -> None:
     if app.builder.format != "html":
         return
+    if docname == app.config.earlytrain_report_doc:
+        anchor_claims(app, doctree)
     figs = [n for n in doctree.findall(nodes.figure) if n.get("earlytrain_key")]
     if not figs:
         return
