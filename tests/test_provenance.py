@@ -93,6 +93,14 @@ def test_nothing_written_without_the_build(fresh, monkeypatch):
     plt.close("all")
 
 
+def test_drawn_values_over_the_limit_are_thinned_and_said_so():
+    ds = xr.Dataset({"a_x": ("a", np.arange(5000.0)), "b_x": ("b", np.arange(10.0))})
+    assert provenance.reduce_to(ds, ds.nbytes) is ds
+    out = provenance.reduce_to(ds, 10_000)
+    assert out.nbytes <= 10_000 and out.sizes["b"] == 10 and "every 8-th point" in out.attrs["reduced"]
+    np.testing.assert_array_equal(out.a_x.values, np.arange(0.0, 5000.0, 8))
+
+
 def test_results_log_counts_distinct_results(tmp_path):
     log = tmp_path / "c.results.jsonl"
     lines = [{"function": "f", "path": "/r/a.nc", "computed": False, "wall_time_s": None},

@@ -189,6 +189,21 @@ def drawn_values(fig, key: str = ""):
     return ds
 
 
+def reduce_to(ds, max_bytes: int):
+    """``ds`` if it holds at most ``max_bytes``, else every k-th element along its long dimensions
+    (over 1000 long), k the smallest that fits, said in ``attrs["reduced"]``."""
+    if ds.nbytes <= max_bytes:
+        return ds
+    long = [d for d, n in ds.sizes.items() if n > 1000]
+    k = 2
+    while ds.isel({d: slice(None, None, k) for d in long}).nbytes > max_bytes and k < 10**6:
+        k *= 2
+    out = ds.isel({d: slice(None, None, k) for d in long})
+    out.attrs.update(ds.attrs, reduced=f"every {k}-th point along the dimensions longer than 1000: the figure "
+                     f"draws {ds.nbytes / 2**20:.0f} MB of values, over the {max_bytes / 2**20:.0f} MB shipped")
+    return out
+
+
 # ----------------------------------------------------------------------------- recording
 def _result_entry(served: dict) -> dict:
     nc = Path(served["path"])
@@ -221,7 +236,7 @@ def figure(key: str, fig, uses=(), drawn_by: str | None = None) -> dict:
     if d is not None and ch is not None:
         drawn = d / ch / f"{key}.drawn.nc"
         drawn.parent.mkdir(parents=True, exist_ok=True)
-        ds = drawn_values(fig, key)
+        ds = reduce_to(drawn_values(fig, key), MAX_SHIP_BYTES)
         ds.attrs.update(chapter=ch, drawn_by=drawn_by, results=json.dumps([f"{r['function']}/{Path(r['nc']).name}" for r in rec["results"]]))
         tmp = drawn.with_name(f".{drawn.name}.tmp{os.getpid()}")
         ds.to_netcdf(tmp, engine="h5netcdf", encoding={v: {"zlib": True, "complevel": 4} for v in ds.data_vars})

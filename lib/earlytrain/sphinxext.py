@@ -95,7 +95,7 @@ def _mb(n: int) -> str:
 
 def data_line(app, docname: str, chapter: str, key: str, label: str, rec: dict | None,
               claims: list[dict]) -> nodes.paragraph:
-    up = "../" * docname.count("/")
+    up = "../" * app.builder.get_target_uri(docname).count("/")
     para = nodes.paragraph(classes=["earlytrain-data"])
     para += nodes.strong("", "Data: ")
     if rec is None:
