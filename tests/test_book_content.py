@@ -75,7 +75,8 @@ def _pattern(node: ast.expr) -> str | None:
 
 
 def glue_definitions(nb) -> list[str]:
-    """Regexes of the keys the code cells glue: ``glue("k", ...)``, ``glue(f"k-{x}", ...)``; a key
+    """Regexes of the keys the code cells glue: ``glue("k", ...)``, ``glue(f"k-{x}", ...)``,
+    ``provenance.figure("k", fig)`` (a figure with its data line); a key
     held in a variable (``for key, v in (("a", 1), ...): glue(key, v)``) may be any string
     literal of the statement that binds it (the loop's table)."""
     out = []
@@ -87,7 +88,7 @@ def glue_definitions(nb) -> list[str]:
         loops = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.comprehension))]
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and node.args and
-                    getattr(node.func, "id", getattr(node.func, "attr", None)) == "glue"):
+                    getattr(node.func, "id", getattr(node.func, "attr", None)) in ("glue", "figure")):
                 continue
             p = _pattern(node.args[0])
             if p is not None:
