@@ -70,6 +70,10 @@ def test_figure_records_results_call_and_drawn_values(fresh):
     rec_b = provenance.figure("fig-b", draw(ds), uses="fig-a")
     assert rec_b["drawn_by"] == f"{__name__}.draw" and rec_b["results"] == rec["results"]
     assert provenance.figure("fig-c", draw(ds))["results"] == []
+    rec_m = provenance.figure("fig-m",  # a call over several lines
+                              draw(ds),
+                              uses=["fig-a"])
+    assert rec_m["drawn_by"] == f"{__name__}.draw" and len(rec_m["results"]) == 1
     again = cache.cached(squares)({"n": 5})  # read from the cache this time
     rec_d = provenance.figure("fig-d", draw(again), drawn_by="my.own.call")
     assert rec_d["drawn_by"] == "my.own.call" and [r["computed"] for r in rec_d["results"]] == [False]
@@ -77,7 +81,7 @@ def test_figure_records_results_call_and_drawn_values(fresh):
         provenance.figure("fig-e", fig, uses="fig-z")
 
     man = provenance.manifest("ch", fresh / "prov")
-    assert list(man) == ["fig-a", "fig-b", "fig-c", "fig-d"] and provenance.missing_files("ch", fresh / "prov") == []
+    assert list(man) == ["fig-a", "fig-b", "fig-c", "fig-m", "fig-d"] and provenance.missing_files("ch", fresh / "prov") == []
     wall = json.loads(open(res["json"]).read())["wall_time_s"]
     assert provenance.results_log("ch", fresh / "prov") == {"computed": 1, "read": 0, "compute_s": wall}
     (fresh / "prov" / "ch" / "fig-a.drawn.nc").unlink()
@@ -125,6 +129,19 @@ def test_build_page_shows_the_record_machine_versions(tmp_path):
         assert f"<td>{name}</td>" in page
     assert 'class="earlytrain-build-total">1:15 to execute' in page
     assert re.search(r"commit <code>([0-9a-f]{40}|unknown)", page)
+
+
+def test_the_built_book_has_a_data_line_under_every_figure():
+    """The repository's own build (``make book``), when there is one: every figure of every page has
+    its data line, and every file it links exists and opens with xarray."""
+    from pathlib import Path
+    html = Path(provenance.REPO_ROOT) / "_build" / "html"
+    chapters = sorted((Path(provenance.REPO_ROOT) / "book").glob("0*.md"))
+    if not all((html / "book" / f"{c.stem}.html").is_file() for c in chapters):
+        pytest.skip("the book is not built in this checkout (make book)")
+    got = provenance.check_html(html)
+    n = sum(len(re.findall(r"^```\{glue:figure\}", c.read_text(), re.M)) for c in chapters)
+    assert got["figures"] >= n and got["files"] >= n  # at least its drawn values per figure
 
 
 # ----------------------------------------------------------------------------- a tiny book
