@@ -255,8 +255,29 @@ def run_points(fn: Callable, points: Sequence[tuple], labels: Sequence[str], des
     """
     client = client_for(scheduler)
     if client is None:
-        return [fn(*p) for p in tqdm(points, desc=desc, disable=not progress)]
+        return _in_process(fn, list(points), desc, progress)
     return _dispatch(client, fn, list(points), list(labels), desc, progress is not False)
+
+
+def _in_process(fn, points, desc, progress) -> list:
+    """``[fn(*p) for p in points]`` in this process. A ``cache.cached`` fn's cached points are
+    read first, so the bar starts at them and says how many; its rate and ETA (tqdm counts from
+    ``initial``) are those of the points computed now."""
+    known = [fn.lookup(*p) if getattr(fn, "cache_name", None) else None for p in points]
+    n_cached = sum(r is not None for r in known)
+    bar = tqdm(total=len(points), initial=n_cached, desc=desc, disable=not progress)
+    if n_cached:
+        bar.set_postfix_str(f"{n_cached} cached")
+    out = []
+    try:
+        for p, r in zip(points, known):
+            if r is None:
+                r = fn(*p)
+                bar.update()
+            out.append(r)
+    finally:
+        bar.close()
+    return out
 
 
 def _dispatch(client, fn, points, labels, desc, progress) -> list:
