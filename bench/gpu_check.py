@@ -105,7 +105,8 @@ def run_tests(tests: dict[str, str], timeout: float) -> list[dict]:
                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
             rc, text = r.returncode, r.stdout + r.stderr
         except subprocess.TimeoutExpired as e:
-            rc, text = -1, f"timed out after {timeout:.0f} s\n{e.stdout or ''}"
+            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            rc, text = -1, f"{partial}\ntimed out after {timeout:.0f} s"
         secs = time.perf_counter() - t0
         last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
         ok = rc == 0
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
 
     tests = NUMERICS_TESTS if args.tests is None else {t: t for t in args.tests}
     say(f"\n== numerics-pinning tests ({len(tests)})")
-    test_results = run_tests(tests, timeout=max(60.0, args.budget / 2))
+    test_results = run_tests(tests, timeout=max(60.0, args.budget))
 
     parts = {}
     if args.scale == "tiny":

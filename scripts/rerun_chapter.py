@@ -7,9 +7,9 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
    chapter checks it again in its kernel, so plain papermill fails the same way).
    Then the cost is estimated before anything computes: the chapter's configuration (its code
    cells up to the one that calls ``check_injected()``, with the YAML's values injected after
-   the parameters cell) is run in this process, and every ``SweepConfig`` it builds is costed
-   by ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector products, and a time
-   from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
+   the parameters cell) is run in this process, and every ``SweepConfig`` and ``SaturationConfig``
+   it builds is costed by ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector
+   products, and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
    asks before it starts, unless ``--yes`` (``make rerun ... YES=1``); without a terminal to
    ask on, it does not start. Configurations of other kinds are named as not estimated.
 1. The chapter's source, book/CHAPTER.md (a MyST Markdown notebook), is converted by jupytext to
@@ -116,16 +116,16 @@ def estimate_cost(src: Path, values: dict) -> float | None:
     configs = estimate.sweep_configs(ns)
     total = 0.0
     for name, cfg in configs.items():
-        cost = estimate.phase_sweep_cost(cfg, name)
+        cost = estimate.cost_of(cfg, name)
         print(str(cost), flush=True)
         total += cost.seconds
     others = estimate.other_configs(ns)
     if others:
-        print("  not estimated (not phase sweeps): " + ", ".join(others))
+        print("  not estimated (not phase or saturation sweeps): " + ", ".join(others))
     if not configs:
-        print("  no estimate: the configuration builds no SweepConfig")
+        print("  no estimate: the configuration builds no SweepConfig or SaturationConfig")
         return None
-    print(f"Estimated total for the phase sweeps: about {estimate.fmt_seconds(total)} "
+    print(f"Estimated total for these sweeps: about {estimate.fmt_seconds(total)} "
           f"(the chapter's other cells come on top)", flush=True)
     return total
 

@@ -148,3 +148,28 @@ def test_in_process_progress_counts_cached_points_apart(tmp_path, monkeypatch, c
     assert [float(d.v) for d in out] == [0.0, 1.0, 2.0]
     bar = capsys.readouterr().err
     assert "demo sweep" in bar and "3/3" in bar and "2 cached" in bar
+
+
+def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypatch, capsys):
+    rr = _rerun()
+    est = rr.estimate_module()
+    monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
+    seconds = rr.estimate_cost(ROOT / "book" / "05_intermediate_saturation.md", {})
+    out = capsys.readouterr().out
+    assert seconds and seconds > 0 and "cfg: saturation sweep on mnist (fcn)" in out
+    assert rr.estimate_cost(ROOT / "book" / "04_loss_connectivity.md", {}) is None
+    out = capsys.readouterr().out
+    assert "not estimated (not phase or saturation sweeps): cfg (ConnectivityConfig)" in out
+
+
+def test_saturation_counts_follow_its_plan():
+    from earlytrain import estimate, saturation
+    scfg = saturation.from_params(dataset="mnist", depths=[2], widths=[8], seeds=[1, 2], n_train=256, n_measure=64,
+                                  batch_size=64, x_min=-1.0, x_max=3.0, x_step=0.5, sharpness_iters=6, K_tau=20.0)
+    groups = saturation.plan(scfg)
+    (p,) = estimate.saturation_cost(scfg, calibration=None, cached=False).points
+    pad = max(len(g["idx"]) for g in groups)  # every group is padded to the largest (saturation_point)
+    assert p.sharpness_runs == 2 * pad * len(groups)
+    assert p.steps == sum(2 * pad * int(g["steps"][-1]) for g in groups)
+    assert p.measurements == 2 + sum(2 * pad * len(g["steps"]) for g in groups)
+    assert p.matvecs_max == 2 * 2 * 6 + (p.measurements - 2) * 6

@@ -1,4 +1,4 @@
-"""What a phase sweep will cost, said before it computes.
+"""What a phase sweep (or a saturation sweep) will cost, said before it computes.
 
 ``phase_sweep_cost(cfg)`` counts, for every (depth, width) point of a ``sweep.SweepConfig``, what
 ``sweep.critical_point`` will spend, and times it from a short calibration on the device in use:
@@ -22,6 +22,10 @@
   times the calibration's compile time. On a loaded machine the run takes longer than this. Work grows like examples x parameters for FCNs and for a CNN family at a fixed input size;
   the smallest point runs least efficiently, so larger points are over-estimated rather than under.
   Cached points (the results cache already holds them) cost nothing and are counted apart.
+
+``saturation_cost(cfg)`` does the same for ``saturation.saturation_sweep`` (runs trained to each
+group's last measurement step, a measurement at each of its steps). Other sweeps (the
+connectivity chapter's) are not estimated.
 
 The estimate is a planning figure (within a factor of a few), not a benchmark: bench/ measures.
 Checked on this 2-core CPU, loaded by other processes (load average 12): one critical_point at the
@@ -110,6 +114,7 @@ class PointCost:
 @dataclass
 class SweepCost:
     label: str
+    kind: str
     dataset: str
     arch: str
     search: str
@@ -127,7 +132,7 @@ class SweepCost:
 
     def __str__(self) -> str:
         todo = [p for p in self.points if not p.cached]
-        head = (f"{self.label}: phase sweep on {self.dataset} ({self.arch}), {len(self.points)} points "
+        head = (f"{self.label}: {self.kind} on {self.dataset} ({self.arch}), {len(self.points)} points "
                 f"(depth, width), {len(self.points) - len(todo)} cached; {self.seeds} seeds, c grid of "
                 f"{self.grid_points}, search {self.search!r}")
         lines = [head,
@@ -235,13 +240,17 @@ def phase_sweep_cost(cfg, label: str = "sweep", calibration: Calibration | bool 
     a Calibration to reuse, None/False for counts only. ``cached``: look the points up in the
     results cache (a cached point costs nothing)."""
     from . import cache, sweep
-    out = SweepCost(label, cfg.dataset, cfg.model.arch, cfg.search, len(cfg.c_grid), len(cfg.seeds))
+    out = SweepCost(label, "phase sweep", cfg.dataset, cfg.model.arch, cfg.search, len(cfg.c_grid), len(cfg.seeds))
     lookup = cache.cached(sweep.critical_point, name="sweep.critical_point").lookup if cached else None
     for d in cfg.depths:
         for w in cfg.widths:
             p = count_point(cfg, d, w)
             p.cached = bool(lookup is not None and lookup(cfg.replace(depths=(d,), widths=(w,))) is not None)
             out.points.append(p)
+    return _timed(out, cfg, calibration)
+
+
+def _timed(out: SweepCost, cfg, calibration) -> SweepCost:
     if calibration is True:
         calibration = calibrate(cfg) if any(not p.cached for p in out.points) else None
     if calibration:
@@ -251,27 +260,65 @@ def phase_sweep_cost(cfg, label: str = "sweep", calibration: Calibration | bool 
     return out
 
 
+def saturation_cost(scfg, label: str = "saturation", calibration: Calibration | bool | None = True,
+                    cached: bool = True) -> SweepCost:
+    """The cost of ``saturation.saturation_sweep(scfg)``: per (depth, width), every group of its
+    plan runs S x (the largest group) runs to the group's last measurement step and measures the
+    sharpness at each of its steps (``saturation`` module doc); lambda_0 as in a phase sweep."""
+    from . import cache, data, memory, saturation
+    cfg = scfg.sweep
+    S, k = len(cfg.seeds), cfg.train.sharpness_iters
+    groups = saturation.plan(scfg)
+    width_g = max(len(g["idx"]) for g in groups)
+    runs = S * width_g * len(groups)
+    steps = sum(S * width_g * int(g["steps"][-1]) for g in groups)
+    meas = sum(S * width_g * len(g["steps"]) for g in groups)
+    typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
+    out = SweepCost(label, "saturation sweep", cfg.dataset, cfg.model.arch, "all", len(cfg.c_grid), S)
+    lookup = cache.cached(saturation.saturation_point, name="saturation.saturation_point").lookup if cached else None
+    for d in cfg.depths:
+        for w in cfg.widths:
+            P = memory._param_count(cfg.model.replace(depth=d, width=w), data.SHAPES[cfg.dataset])
+            p = PointCost(d, w, P, loss_runs=0, sharpness_runs=runs, steps=steps,
+                          matvecs_max=S * 2 * k + meas * k, matvecs_typical=S * 2 * k + meas * typical,
+                          measurements=S + meas)
+            one = dataclasses.replace(scfg, sweep=cfg.replace(depths=(d,), widths=(w,)))
+            p.cached = bool(lookup is not None and lookup(one) is not None)
+            out.points.append(p)
+    return _timed(out, cfg, calibration)
+
+
 def sweep_configs(namespace: dict) -> dict[str, object]:
-    """The SweepConfig values of a namespace (a chapter's globals), by name, also inside lists,
-    tuples and dicts one level down."""
+    """The SweepConfig and SaturationConfig values of a namespace (a chapter's globals), by name,
+    also inside lists, tuples and dicts one level down."""
+    from .saturation import SaturationConfig
     from .sweep import SweepConfig
+    kinds = (SweepConfig, SaturationConfig)
     found = {}
     for name, v in namespace.items():
         if name.startswith("_"):
             continue
-        if isinstance(v, SweepConfig):
+        if isinstance(v, kinds):
             found[name] = v
         elif isinstance(v, (list, tuple)):
-            found.update({f"{name}[{i}]": x for i, x in enumerate(v) if isinstance(x, SweepConfig)})
+            found.update({f"{name}[{i}]": x for i, x in enumerate(v) if isinstance(x, kinds)})
         elif isinstance(v, dict):
-            found.update({f"{name}[{k!r}]": x for k, x in v.items() if isinstance(x, SweepConfig)})
+            found.update({f"{name}[{k!r}]": x for k, x in v.items() if isinstance(x, kinds)})
     return found
 
 
+def cost_of(cfg, label: str, calibration: Calibration | bool | None = True) -> SweepCost:
+    """``phase_sweep_cost`` of a SweepConfig, ``saturation_cost`` of a SaturationConfig."""
+    from .saturation import SaturationConfig
+    if isinstance(cfg, SaturationConfig):
+        return saturation_cost(cfg, label, calibration)
+    return phase_sweep_cost(cfg, label, calibration)
+
+
 def other_configs(namespace: dict) -> list[str]:
-    """Names of the other configuration dataclasses (``*Config``, not SweepConfig / ModelConfig /
-    TrainConfig) of a namespace: sweeps this module does not estimate."""
-    skip = {"SweepConfig", "ModelConfig", "TrainConfig"}
+    """Names of the other configuration dataclasses (``*Config``, not SweepConfig, SaturationConfig,
+    ModelConfig or TrainConfig) of a namespace: sweeps this module does not estimate."""
+    skip = {"SweepConfig", "SaturationConfig", "ModelConfig", "TrainConfig"}
     return [f"{n} ({type(v).__name__})" for n, v in namespace.items()
             if not n.startswith("_") and dataclasses.is_dataclass(v) and not isinstance(v, type)
             and type(v).__name__.endswith("Config") and type(v).__name__ not in skip]
