@@ -44,9 +44,10 @@ import time
 from dataclasses import dataclass, field
 
 TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
-CALIBRATION_EXAMPLES = 512  # at most this many examples in each calibration call
+CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (a Myrtle-5
+#                             at 80 channels takes seconds a call on a CPU with 128)
 COMPILES_PER_POINT = 3      # run_grid without and with sharpness, lambda_0: compiles per point
-REPEATS = 5                 # timed calls of each calibrated function (the fastest is used: the
+REPEATS = 3                 # timed calls of each calibrated function (the fastest is used: the
 #                             device's speed, not another process's load)
 HVP_BATCH = 6               # products timed after the first, all after one linearization
 
