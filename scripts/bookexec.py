@@ -560,8 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         pl = plan(root)
         for ch in pl.execute:
-            expected = "" if ch.last_seconds is None else f" expected {_fmt(ch.last_seconds)}"
-            print(f"stale: {ch.name} ({ch.reason}){expected}")
+            print(f"stale: {ch.name} ({ch.reason})")
         for ch in pl.cached:
             print(f"cached: {ch.name}")
         for name in pl.skipped:
