@@ -173,3 +173,20 @@ def test_saturation_counts_follow_its_plan():
     assert p.steps == sum(2 * pad * int(g["steps"][-1]) for g in groups)
     assert p.measurements == 2 + sum(2 * pad * len(g["steps"]) for g in groups)
     assert p.matvecs_max == 2 * 2 * 6 + (p.measurements - 2) * 6
+
+
+def test_eta_weights_points_by_their_size(monkeypatch):
+    from earlytrain import estimate, sweep
+    small, large = (sweep.from_params(dataset="mnist", depths=[4], widths=[w], seeds=[1, 2]) for w in (64, 1024))
+    ws, wl = estimate.point_work(small), estimate.point_work(large)
+    assert wl > 10 * ws > 0, "16x the width: far more work"
+    assert estimate.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
+    assert estimate.point_work(object()) is None
+    t = [100.0]
+    monkeypatch.setattr(estimate.time, "perf_counter", lambda: t[0])
+    eta = estimate.Eta([small, large], [True, True])
+    assert eta.text() == "", "nothing done yet: no ETA"
+    t[0] += 60.0
+    eta.finished(0)
+    assert eta.text() == f"ETA {estimate.fmt_seconds(60.0 * wl / ws)} (by point size)"
+    assert estimate.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"

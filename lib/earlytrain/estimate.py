@@ -323,3 +323,64 @@ def other_configs(namespace: dict) -> list[str]:
     return [f"{n} ({type(v).__name__})" for n, v in namespace.items()
             if not n.startswith("_") and dataclasses.is_dataclass(v) and not isinstance(v, type)
             and type(v).__name__.endswith("Config") and type(v).__name__ not in skip]
+
+
+# ----------------------------------------------------------------------------- progress
+# relative costs per (example x parameter), for weighting points against each other only (the
+# ETA below calibrates itself on the points done): a loss evaluation ~ 1/3 of a training step,
+# a linearization ~ a step, a Hessian-vector product ~ 2 steps (forward over reverse)
+_WEIGHTS = {"step": 1.0, "eval": 1 / 3, "linearize": 1.0, "hvp": 2.0}
+
+
+def point_work(arg) -> float | None:
+    """Relative work of one point of a sweep, from its argument as ``cluster.run_points`` gets it
+    (a one-point SweepConfig of a phase sweep, a one-point SaturationConfig, or a trajectories
+    dict {"cfg", "c"}); None for anything else. No calibration: only ratios between points count."""
+    from . import train
+    from .saturation import SaturationConfig
+    from .sweep import SweepConfig
+    try:
+        if isinstance(arg, dict) and isinstance(arg.get("cfg"), SweepConfig):  # trajectories
+            cfg = arg["cfg"]
+            p = count_point(cfg, cfg.depths[0], cfg.widths[0])
+            runs = len(cfg.seeds) * len(arg.get("c", ()))
+            measured = int(train.sharpness_steps(cfg.train).sum())
+            p = PointCost(p.depth, p.width, p.params, runs, 0, runs * cfg.train.num_steps, 0,
+                          runs * measured * TYPICAL_MATVECS if cfg.train.measure_sharpness else 0,
+                          runs * measured if cfg.train.measure_sharpness else 0)
+        elif isinstance(arg, SweepConfig) and len(arg.depths) == len(arg.widths) == 1:
+            cfg, p = arg, count_point(arg, arg.depths[0], arg.widths[0])
+        elif isinstance(arg, SaturationConfig):
+            cfg, p = arg.sweep, saturation_cost(arg, calibration=None, cached=False).points[0]
+        else:
+            return None
+    except Exception:  # noqa: BLE001  (a weight is a nicety: never fail a sweep for it)
+        return None
+    B = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
+    M = cfg.n_measure
+    runs = p.loss_runs + p.sharpness_runs
+    return p.params * (p.steps * B * _WEIGHTS["step"] + runs * (cfg.train.num_steps + 1) * M * _WEIGHTS["eval"]
+                       + p.measurements * M * _WEIGHTS["linearize"] + p.matvecs_typical * M * _WEIGHTS["hvp"])
+
+
+class Eta:
+    """ETA of a list of points of unequal size: elapsed x (work left / work done), the work of a
+    point by ``point_work`` (None for all when any point's is unknown: then no ETA)."""
+
+    def __init__(self, args: list, todo: list[bool]):
+        works = [point_work(a) for a in args]
+        self.works = works if all(w is not None and w > 0 for w in works) else None
+        self.todo = list(todo)
+        self.t0 = time.perf_counter()
+        self.done = 0.0
+
+    def finished(self, i: int) -> None:
+        if self.works is not None:
+            self.done += self.works[i]
+        self.todo[i] = False
+
+    def text(self) -> str:
+        if self.works is None or self.done <= 0:
+            return ""
+        left = sum(w for w, t in zip(self.works, self.todo) if t)
+        return f"ETA {fmt_seconds((time.perf_counter() - self.t0) * left / self.done)} (by point size)"
