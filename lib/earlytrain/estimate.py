@@ -12,15 +12,17 @@
   of a sharpness run (at most ``sharpness_iters``; TYPICAL_MATVECS, the median measured along the
   book's warm-started trajectories, is what the time uses).
 * time: the calibration compiles and times, at the sweep's smallest point (its parameter count
-  P_c, examples as the sweep uses them but at most CALIBRATION_EXAMPLES), a training step (loss
-  and gradient of a batch), a loss evaluation (the per-step measurement), and the linearization
-  of the gradient and one Hessian-vector product (as a measurement spends them: one
-  linearization, then products of its tangent map) on random inputs of the data set's shape,
-  each the fastest of REPEATS calls (the device's speed, not the load of other processes). Each
-  gives seconds per (example x parameter); a point's time is its runs' steps, evaluations,
-  linearizations and products scaled by its own P and example counts, plus COMPILES_PER_POINT
-  times the calibration's compile time. On a loaded machine the run takes longer than this. Work grows like examples x parameters for FCNs and for a CNN family at a fixed input size;
-  the smallest point runs least efficiently, so larger points are over-estimated rather than under.
+  P_c, examples as the sweep uses them but at most CALIBRATION_EXAMPLES, CNN_CALIBRATION_EXAMPLES
+  for a CNN), a training step (loss and gradient of a batch), a loss evaluation (the per-step
+  measurement), and the linearization of the gradient and one Hessian-vector product (as a
+  measurement spends them: one linearization, then products of its tangent map) on random inputs
+  of the data set's shape, each the fastest of REPEATS calls (the device's speed, not the load of
+  other processes). Each gives seconds per (example x parameter); a point's time is its runs'
+  steps, evaluations, linearizations and products scaled by its own P and example counts, plus
+  COMPILES_PER_POINT times the calibration's compile time. On a loaded machine the run takes
+  longer than this. Work grows like examples x parameters for FCNs and for a CNN family at a fixed
+  input size; the smallest point runs least efficiently, so larger points are over-estimated
+  rather than under.
   Cached points (the results cache already holds them) cost nothing and are counted apart.
 
 ``saturation_cost(cfg)`` does the same for ``saturation.saturation_sweep`` (runs trained to each
@@ -44,8 +46,9 @@ import time
 from dataclasses import dataclass, field
 
 TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
-CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (a Myrtle-5
-#                             at 80 channels takes seconds a call on a CPU with 128)
+CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (an FCN)
+CNN_CALIBRATION_EXAMPLES = 8  # ... for a CNN, whose work per example and parameter is the image's
+#                             positions (a Myrtle-5 at 80 channels: minutes with 128 on a loaded CPU)
 COMPILES_PER_POINT = 3      # run_grid without and with sharpness, lambda_0: compiles per point
 REPEATS = 3                 # timed calls of each calibrated function (the fastest is used: the
 #                             device's speed, not another process's load)
@@ -184,8 +187,9 @@ def calibrate(cfg, depth: int | None = None, width: int | None = None) -> Calibr
     width = min(cfg.widths) if width is None else width
     model = models.build(cfg.model.replace(depth=depth, width=width))
     shape = data.SHAPES[cfg.dataset]
-    B = min(cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size, CALIBRATION_EXAMPLES)
-    M = min(cfg.n_measure, CALIBRATION_EXAMPLES)
+    most = CALIBRATION_EXAMPLES if cfg.model.arch == "fcn" else CNN_CALIBRATION_EXAMPLES
+    B = min(cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size, most)
+    M = min(cfg.n_measure, most)
     rng = np.random.default_rng(0)
     xb = jnp.asarray(rng.standard_normal((B,) + shape), jnp.float32)
     xm = jnp.asarray(rng.standard_normal((M,) + shape), jnp.float32)
