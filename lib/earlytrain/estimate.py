@@ -16,11 +16,11 @@
   for a CNN), a training step (loss and gradient of a batch), a loss evaluation (the per-step
   measurement), and the linearization of the gradient and one Hessian-vector product (as a
   measurement spends them: one linearization, then products of its tangent map) on random inputs
-  of the data set's shape, each the fastest of REPEATS calls (the device's speed, not the load of
-  other processes). Each gives seconds per (example x parameter); a point's time is its runs'
+  of the data set's shape, each the median of REPEATS calls (the device as it runs now, the load of
+  other processes included). Each gives seconds per (example x parameter); a point's time is its runs'
   steps, evaluations, linearizations and products scaled by its own P and example counts, plus
-  COMPILES_PER_POINT times the calibration's compile time. On a loaded machine the run takes
-  longer than this. Work grows like examples x parameters for FCNs and for a CNN family at a fixed
+  COMPILES_PER_POINT times the calibration's compile time. Load that comes and goes during the run
+  is not foreseen. Work grows like examples x parameters for FCNs and for a CNN family at a fixed
   input size; the smallest point runs least efficiently, so larger points are over-estimated
   rather than under.
   Cached points (the results cache already holds them) cost nothing and are counted apart.
@@ -30,11 +30,13 @@ group's last measurement step, a measurement at each of its steps). Other sweeps
 connectivity chapter's) are not estimated.
 
 The estimate is a planning figure (within a factor of a few), not a benchmark: bench/ measures.
-Checked on this 2-core CPU, loaded by other processes (load average 12): one critical_point at the
-book's settings (d=4, w=256, bisect) spent 48 loss runs, 21 sharpness runs and 1491 products (the
-bounds: 48, 24 and 1680 typical) in 154 s; the estimate, calibrated under that load, said 50 to
-72 s (three calibrations); bench/bench_engine.py part 3 measured the same point in 27.7 s (cold)
-on the unloaded machine.
+Checked on this 2-core CPU shared with other sessions (load average 12 to 17): one critical_point
+at the book's settings (d=4, w=256, bisect) spent 48 loss runs, 21 sharpness runs and 1491 products
+(the bounds: 48, 24 and 1680 typical) and took 154 s, 172 s and 224 s in three runs; calibrated on
+the fastest of its calls, the estimate said 49 to 72 s: the load, not the counts, made the
+difference, hence the median. bench/bench_engine.py part 3 measured the same point in 27.7 s
+(cold) on the unloaded machine.
+
 ``scripts/rerun_chapter.py`` prints it for every SweepConfig a chapter's configuration cell builds
 and asks before a run estimated over an hour.
 """
@@ -50,8 +52,8 @@ CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration cal
 CNN_CALIBRATION_EXAMPLES = 8  # ... for a CNN, whose work per example and parameter is the image's
 #                             positions (a Myrtle-5 at 80 channels: minutes with 128 on a loaded CPU)
 COMPILES_PER_POINT = 3      # run_grid without and with sharpness, lambda_0: compiles per point
-REPEATS = 3                 # timed calls of each calibrated function (the fastest is used: the
-#                             device's speed, not another process's load)
+REPEATS = 3                 # timed calls of each calibrated function (the median is used: the
+#                             device as it runs now, other processes' load included)
 HVP_BATCH = 6               # products timed after the first, all after one linearization
 
 
@@ -219,7 +221,7 @@ def calibrate(cfg, depth: int | None = None, width: int | None = None) -> Calibr
             t = time.perf_counter()
             jax.block_until_ready(fn(*args))
             runs.append(time.perf_counter() - t)
-        times[name] = min(runs)
+        times[name] = float(np.median(runs))
     # the linearization is a forward and backward pass on the M examples, as a step's on B
     linearize_s = times["step"] * M / B
     hvp_s = max(times["hvpK"] - linearize_s, 0.0) / (1 + HVP_BATCH)
