@@ -14,10 +14,11 @@
 * time: the calibration compiles and times, at the sweep's smallest point (its parameter count
   P_c, examples as the sweep uses them but at most CALIBRATION_EXAMPLES, CNN_CALIBRATION_EXAMPLES
   for a CNN), a training step (loss and gradient of a batch), a loss evaluation (the per-step
-  measurement), and the linearization of the gradient and one Hessian-vector product (as a
-  measurement spends them: one linearization, then products of its tangent map) on random inputs
-  of the data set's shape, each the median of REPEATS calls (the device as it runs now, the load of
-  other processes included). Each gives seconds per (example x parameter); a point's time is its runs'
+  measurement), and the linearization of the gradient followed by Hessian-vector products (as a
+  measurement spends them: one linearization, then products of its tangent map, each about the
+  cost of the linearization, so the call is split evenly between them) on random inputs of the
+  data set's shape, each the median of REPEATS calls (the device as it runs now, the load of other
+  processes included). Each gives seconds per (example x parameter); a point's time is its runs'
   steps, evaluations, linearizations and products scaled by its own P and example counts, plus
   COMPILES_PER_POINT times the calibration's compile time. Load that comes and goes during the run
   is not foreseen. Work grows like examples x parameters for FCNs and for a CNN family at a fixed
@@ -222,9 +223,10 @@ def calibrate(cfg, depth: int | None = None, width: int | None = None) -> Calibr
             jax.block_until_ready(fn(*args))
             runs.append(time.perf_counter() - t)
         times[name] = float(np.median(runs))
-    # the linearization is a forward and backward pass on the M examples, as a step's on B
-    linearize_s = times["step"] * M / B
-    hvp_s = max(times["hvpK"] - linearize_s, 0.0) / (1 + HVP_BATCH)
+    # one call: a linearization (a forward and backward pass) and 1 + HVP_BATCH products; each
+    # product costs about a linearization, so the call is split evenly (no difference of two
+    # noisy timings: on a shared machine that came out anywhere from 0 to 6 steps a product)
+    hvp_s = linearize_s = times["hvpK"] / (2 + HVP_BATCH)
     dev = jax.devices()[0]
     return Calibration(f"{dev.platform} ({dev.device_kind})", P, depth, width, times["step"], B,
                        times["eval"], M, hvp_s, linearize_s, compile_s, time.perf_counter() - t0)
