@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv data tfds-venv rerun bench clean
+.PHONY: book test venv data tfds-venv rerun bench gpu-check clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -33,8 +33,9 @@ test: venv data tfds-venv
 ##   make rerun CHAPTER=01_phase_diagram PARAMS=book/params/01_phase_diagram/paper.yaml
 ## SCHEDULER=local:4 | tcp://host:port computes the sweep points on a Dask cluster
 ## (EARLYTRAIN_SCHEDULER; README "Running the paper presets on a cluster").
+## The cost is estimated first; a run estimated over an hour asks before it starts, unless YES=1.
 rerun: venv data
-	$(if $(SCHEDULER),EARLYTRAIN_SCHEDULER=$(SCHEDULER) )$(PY) scripts/rerun_chapter.py $(CHAPTER) $(PARAMS)
+	$(if $(SCHEDULER),EARLYTRAIN_SCHEDULER=$(SCHEDULER) )$(PY) scripts/rerun_chapter.py $(if $(filter 1 y yes true,$(YES)),--yes )$(CHAPTER) $(PARAMS)
 
 bench: venv data
 	$(PY) bench/bench_sweep.py
@@ -42,6 +43,12 @@ bench: venv data
 	$(PY) bench/bench_sharpness.py
 	$(PY) bench/bench_cnn_sharpness.py
 	$(PY) bench/bench_cluster.py
+
+## On whatever accelerator JAX sees (a reduced run on a CPU-only machine), in under 8 minutes:
+## devices and versions, the numerics-pinning tests, timed critical points, a Myrtle point;
+## writes bench/gpu_check.json (bench/README.md, "gpu-check").
+gpu-check: venv data
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf _build _runs

@@ -17,13 +17,22 @@ Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`
   chapter, nor those matched by ``execute.exclude_patterns``);
 * leaves cached a chapter whose record exists and whose library hashes are the current ones;
 * executes the others (no record, or a library module changed, or the record predates this
-  scheme), longest first (the last recorded execution time), ``jobs`` at a time, each in its own
+  scheme), longest first, ``jobs`` at a time, each in its own
   process and kernel, with the book's timeout and ``allow_errors``; caches each executed notebook
   with its library hashes and removes the chapter's older records; touches the notebook file
   (its mtime), or Sphinx, which sees an unchanged source, would keep the old page;
 * prints progress (running / done / cached, elapsed times) at every start and finish and every
   ``every`` seconds; writes a failing chapter's traceback where myst-nb writes it
   (``_build/html/reports/<docname>.err.log``) and goes on with the others.
+
+Longest first. A chapter's expected time is the execution time of its last jupyter-cache record
+(this machine's), else its entry in the committed cost file ``book/params/costs.json`` (COSTS_FILE:
+the seconds each chapter took in the last build that executed it, so that a fresh clone, whose
+cache is empty, also starts the longest chapters first); a chapter in neither starts first of all
+(it may be long). Two workers then end within a few seconds of each other instead of the last
+chapter of the table of contents running alone. Every build refreshes the file with the chapters
+it executed (:func:`refresh_costs`; an entry changes only when the new time differs by more than
+REFRESH_TOLERANCE, so the committed file does not churn with every build's noise).
 
 Claims and the report (``earlytrain.claims``). Each chapter records its claims' verdicts into
 ``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
@@ -56,6 +65,7 @@ from __future__ import annotations
 import ast
 import concurrent.futures as cf
 import hashlib
+import json
 import multiprocessing
 import os
 import re
@@ -72,6 +82,8 @@ LIB_KEY = "earlytrain_library"  # key of the {module: sha256} dict in a cache re
 CLAIMS_KEY = "earlytrain_claims"  # key of the claims files' sha256 in a report's record
 CLAIMS_ENV = "EARLYTRAIN_CLAIMS"
 PROV_ENV = "EARLYTRAIN_PROVENANCE"  # figure manifests, results logs, the build record
+COSTS_FILE = "book/params/costs.json"  # committed per-chapter execution times (relative to the root)
+REFRESH_TOLERANCE = 0.15  # a cost entry is rewritten when the new time differs by more than this
 
 
 # ----------------------------------------------------------------------------- the book
@@ -276,6 +288,63 @@ def changed_modules(old: dict | None, new: dict[str, str]) -> list[str]:
     return sorted(m for m in set(old) | set(new) if old.get(m) != new.get(m))
 
 
+# ----------------------------------------------------------------------------- costs
+def read_costs(root: Path) -> dict[str, float]:
+    """``{docname: seconds}`` from the committed cost file (empty if there is none or it is
+    unreadable: the schedule then falls back to the table of contents, never fails the build)."""
+    path = Path(root) / COSTS_FILE
+    try:
+        seconds = (json.loads(path.read_text()) or {}).get("seconds") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): float(v) for k, v in seconds.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0}
+
+
+def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
+    """Write the execution times of ``chapters`` that executed without error into the cost file
+    (whole seconds; an entry is kept when the new time is within REFRESH_TOLERANCE of it).
+    Only a root that has the file's directory (the book's ``book/params``) gets one. Returns the
+    docnames whose entry changed."""
+    path = Path(root) / COSTS_FILE
+    if not path.parent.is_dir():
+        return []
+    try:
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        doc = doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        doc = {}
+    old = read_costs(root)
+    seconds = dict(old)
+    changed = []
+    for ch in chapters:
+        if ch.error or ch.seconds is None:
+            continue
+        prev = old.get(ch.name)
+        if prev is None or abs(ch.seconds - prev) > REFRESH_TOLERANCE * max(prev, 1.0):
+            seconds[ch.name] = round(ch.seconds)
+            changed.append(ch.name)
+    if changed:
+        doc.setdefault("about", "Seconds each chapter took to execute in the last build that executed it "
+                       "(scripts/bookexec.py orders a build's chapters by them, longest first; refreshed by "
+                       "every build when a time moves by more than 15 %).")
+        doc["seconds"] = dict(sorted(seconds.items()))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+    return changed
+
+
+def makespan(seconds: list[float], jobs: int = 2) -> float:
+    """When the last of ``seconds`` (in this order) ends if each starts on the first free of
+    ``jobs`` workers, as :func:`execute_stale` submits them: a simulation of a schedule."""
+    free = [0.0] * max(1, jobs)
+    for s in seconds:
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
+
+
 # ----------------------------------------------------------------------------- planning
 @dataclass
 class Chapter:
@@ -283,7 +352,7 @@ class Chapter:
     name: str                       # docname, e.g. "book/01_phase_diagram"
     library: dict[str, str]
     reason: str = ""                # why it executes ("" if cached)
-    last_seconds: float | None = None
+    last_seconds: float | None = None  # expected time: last record's, else the cost file's
     seconds: float | None = None    # this build's execution time
     error: str | None = None        # exc_string of a failed execution
     report: bool = False            # reads the chapters' claims: executes after them
@@ -321,6 +390,7 @@ def plan(root: Path) -> Plan:
     cache = get_cache(str(out.cache_dir))
     records = sorted(cache.list_cache_records(), key=lambda r: r.created)
     last_by_uri = {r.uri: (r.data or {}).get("execution_seconds") for r in records}
+    costs = read_costs(root)
     for path in toc_notebooks(root):
         name = docname(root, path)
         nb = read_notebook(path, root)
@@ -328,13 +398,15 @@ def plan(root: Path) -> Plan:
         if _mode_of(nb, default_mode) != "cache" or excluded:
             out.skipped.append(name)
             continue
-        ch = Chapter(path, name, library_of(nb), last_seconds=last_by_uri.get(str(path)), report=is_report(nb))
+        last = last_by_uri.get(str(path))
+        ch = Chapter(path, name, library_of(nb), last_seconds=last if last is not None else costs.get(name),
+                     report=is_report(nb))
         try:
             record = cache.match_cache_notebook(nb)
         except KeyError:
             record = None
         if record is None:
-            ch.reason = "not executed yet" if ch.last_seconds is None else "notebook changed"
+            ch.reason = "not executed yet" if last is None else "notebook changed"
         else:
             ch.last_seconds = (record.data or {}).get("execution_seconds", ch.last_seconds)
             stored = (record.data or {}).get(LIB_KEY)
@@ -357,10 +429,16 @@ def plan(root: Path) -> Plan:
             out.cached.remove(ch)
             ch.reason = "chapters executed"
             out.execute.append(ch)
-    # longest first (unknown times first of all: they may be long), so two workers finish together
-    # (reports last: they read what the chapters record)
-    out.execute.sort(key=lambda c: (c.report, -(c.last_seconds if c.last_seconds is not None else float("inf"))))
+    order(out.execute)
     return out
+
+
+def order(chapters: list[Chapter]) -> list[Chapter]:
+    """Sort in place, longest expected time first, so that the workers finish together; unknown
+    times first of all (they may be long), reports last (they read what the chapters record);
+    ties keep the table of contents' order."""
+    chapters.sort(key=lambda c: (c.report, -(c.last_seconds if c.last_seconds is not None else float("inf"))))
+    return chapters
 
 
 # ----------------------------------------------------------------------------- execution
@@ -454,7 +532,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     t_start = float(os.environ.get("EARLYTRAIN_BUILD_T0") or time.time())
     reports = root / "_build" / "html" / "reports"
     for ch in pl.execute:
-        log(f"stale: {ch.name} ({ch.reason})")
+        log(f"stale: {ch.name} ({ch.reason})" + ("" if ch.last_seconds is None else f" expected {_fmt(ch.last_seconds)}"))
     if pl.cached:
         log("cached: " + ", ".join(c.name for c in pl.cached))
     todo, running, done, failed = list(pl.execute), {}, [], []
@@ -502,6 +580,9 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
         except BaseException:  # Ctrl-C: do not wait for the chapters still running
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    changed = refresh_costs(root, done)
+    if changed:
+        log(f"chapter costs refreshed in {COSTS_FILE}: " + ", ".join(Path(n).name for n in changed))
     over = [c for c in done + failed if c.seconds and c.seconds > BUDGET_S]
     if over:
         log("over the 8-minute chapter budget: " + ", ".join(f"{c.short} ({_fmt(c.seconds)})" for c in over))

@@ -13,6 +13,9 @@ Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
    (earlytrain.claims, in $EARLYTRAIN_CLAIMS or <root>/_build/claims): it executes after them,
    whenever a chapter executed or a claims file changed.
    ``BOOK_JOBS=n`` sets the number of chapters executed at once (default: the CPU count, at most 2).
+   The longest chapters start first: their last execution time in the jupyter cache, else the
+   committed ``book/params/costs.json``, which every build refreshes with the times it measured
+   (commit it when it changed: a fresh clone then schedules as well as a warm one).
 2. ``jupyter-book build`` then finds every chapter cached and executes nothing. Any execution
    error or Sphinx warning fails the build (-n -W --keep-going); a chapter that failed in step 1
    is not executed again (its page is built without outputs) and the build exits non-zero.

@@ -1,14 +1,23 @@
 """Re-run one chapter with new parameters (papermill + a YAML file) and rebuild the book with it.
 
-Usage: python scripts/rerun_chapter.py CHAPTER PARAMS.yaml
+Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
   e.g. python scripts/rerun_chapter.py 01_phase_diagram book/params/01_phase_diagram/paper.yaml
 
 0. Every key of the YAML must be a parameter the chapter declares (earlytrain.params; the
    chapter checks it again in its kernel, so plain papermill fails the same way).
+   Then the cost is estimated before anything computes: the chapter's configuration (its code
+   cells up to the one that calls ``check_injected()``, with the YAML's values injected after
+   the parameters cell) is run in this process, and every ``SweepConfig`` and ``SaturationConfig``
+   it builds is costed by ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector
+   products, and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
+   asks before it starts, unless ``--yes`` (``make rerun ... YES=1``); without a terminal to
+   ask on, it does not start. Configurations of other kinds are named as not estimated.
 1. The chapter's source, book/CHAPTER.md (a MyST Markdown notebook), is converted by jupytext to
    _runs/CHAPTER.input.ipynb (code cells and their tags, the 'parameters' one included, as they are).
 2. papermill executes it with the YAML's values injected after its 'parameters' cell
-   -> _runs/CHAPTER.ipynb (executed, with outputs). By hand, the same two steps are
+   -> _runs/CHAPTER.ipynb (executed, with outputs), with ``--log-output``: the console shows
+   each cell as it starts and what the kernel prints, the sweeps' progress bars included
+   (points done / to do, cached points, elapsed time, ETA). By hand, the same two steps are
        jupytext --to ipynb -o ch.ipynb book/CHAPTER.md
        papermill ch.ipynb out.ipynb -f PARAMS.yaml --cwd book
 3. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
@@ -27,6 +36,8 @@ and papermill's kernel records the re-run chapter's, so every figure keeps its d
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -43,9 +54,104 @@ from earlytrain.params import check_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
+ASK_OVER_S = 3600  # a run estimated longer asks before it starts (unless --yes)
 
 
-def main(chapter: str, params: str, root: Path = ROOT) -> int:
+def configuration_cells(src: Path) -> tuple[list[str], int] | None:
+    """The chapter's code cells up to the one calling ``check_injected()`` (its configuration),
+    and the index of its parameters cell among them; None if it has no such cells."""
+    nb = jupytext.read(src)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tags = [set(c.metadata.get("tags", [])) for c in code]
+    i_par = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    i_cfg = next((i for i, c in enumerate(code) if "check_injected(" in c.source), None)
+    if i_par is None or i_cfg is None or i_cfg < i_par:
+        return None
+    return [c.source for c in code[:i_cfg + 1]], i_par
+
+
+def chapter_namespace(src: Path, values: dict) -> dict | None:
+    """Run the chapter's configuration cells with ``values`` injected after its parameters cell,
+    in this process (no claims recorded, output discarded); their globals, or None."""
+    found = configuration_cells(src)
+    if found is None:
+        return None
+    cells, i_par = found
+    ns: dict = {"__name__": "__chapter__"}
+    saved_env, saved_cwd = os.environ.pop(bookexec.CLAIMS_ENV, None), os.getcwd()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        os.chdir(src.parent)  # where the chapter runs (papermill --cwd book)
+        with contextlib.redirect_stdout(io.StringIO()):
+            for i, cell in enumerate(cells):
+                exec(compile(cell, f"<{src.name} code cell {i + 1}>", "exec"), ns)
+                if i == i_par:
+                    ns.update(values)
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is not None:
+            os.environ[bookexec.CLAIMS_ENV] = saved_env
+    return ns
+
+
+def estimate_module():
+    from earlytrain import estimate
+    return estimate
+
+
+def estimate_cost(src: Path, values: dict) -> float | None:
+    """Print the estimated cost of the chapter's sweeps with ``values``; the seconds, or None if
+    nothing could be estimated. A ConfigError (a bad value) propagates: it is the user's."""
+    estimate = estimate_module()
+    print(f"Estimating the cost of {src.stem} with these parameters (a short calibration on this device) ...",
+          flush=True)
+    try:
+        ns = chapter_namespace(src, values)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001  (the estimate must not stop a run the kernel may manage)
+        print(f"  no estimate: its configuration cells failed here ({type(err).__name__}: {err})")
+        return None
+    if ns is None:
+        print("  no estimate: no configuration cell (a cell calling check_injected()) after the parameters")
+        return None
+    configs = estimate.sweep_configs(ns)
+    total = 0.0
+    for name, cfg in configs.items():
+        cost = estimate.cost_of(cfg, name)
+        print(str(cost), flush=True)
+        total += cost.seconds
+    others = estimate.other_configs(ns)
+    if others:
+        print("  not estimated (not phase or saturation sweeps): " + ", ".join(others))
+    if not configs:
+        print("  no estimate: the configuration builds no SweepConfig or SaturationConfig")
+        return None
+    print(f"Estimated total for these sweeps: about {estimate.fmt_seconds(total)} "
+          f"(the chapter's other cells come on top)", flush=True)
+    return total
+
+
+def confirm(seconds: float | None, yes: bool, ask=input) -> bool:
+    """Whether to start: always under ``yes`` or ASK_OVER_S; else ask on a terminal."""
+    from earlytrain.estimate import fmt_seconds
+    if yes or seconds is None or seconds <= ASK_OVER_S:
+        return True
+    if not sys.stdin.isatty():
+        print(f"Not started: estimated about {fmt_seconds(seconds)}, over {ASK_OVER_S // 3600} h, and there "
+              "is no terminal to ask on; start it with YES=1 (make rerun ... YES=1, or --yes)")
+        return False
+    try:
+        answer = ask(f"Estimated about {fmt_seconds(seconds)}. Start it? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("Not started (YES=1 starts it without asking)")
+    return False
+
+
+def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
     root = Path(root)
     chapter = Path(chapter).stem
     src = bookexec.source_of(root, f"book/{chapter}")
@@ -57,11 +163,20 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
     if not params_path.exists():
         print(f"PARAMS: no such YAML file: {params}")
         return 2
+    values = yaml.safe_load(params_path.read_text()) or {}
     try:  # a name the chapter does not declare fails here, before a kernel starts (and in the kernel)
-        check_notebook(src, yaml.safe_load(params_path.read_text()) or {})
+        check_notebook(src, values)
     except ConfigError as err:
         print(f"PARAMS: {params}: {err}")
         return 2
+    if not yes or os.environ.get("EARLYTRAIN_ESTIMATE", "1") != "0":
+        try:
+            seconds = estimate_cost(src, values)
+        except ConfigError as err:
+            print(f"PARAMS: {params}: {err}")
+            return 2
+        if not confirm(seconds, yes):
+            return 3
     runs = root / "_runs"
     out = runs / f"{chapter}.ipynb"
     runs.mkdir(exist_ok=True)
@@ -87,7 +202,8 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
            "EARLYTRAIN_RESULTS_LOG": str(prov_runs / f"{chapter}.results.jsonl")}
     jaxcache.enable(env)
     rc = subprocess.call([str(bindir / "papermill"), str(notebook), str(out), "-f", str(params_path),
-                          "--cwd", str(root / "book"), "-k", "python3"], env=env)
+                          "--cwd", str(root / "book"), "-k", "python3", "--log-output", "--no-progress-bar"],
+                         env=env)
     if rc != 0:
         print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
         return rc
@@ -109,7 +225,10 @@ def main(chapter: str, params: str, root: Path = ROOT) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    yes = "--yes" in args
+    args = [a for a in args if a != "--yes"]
+    if len(args) != 2:
         print(__doc__)
         sys.exit(2)
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main(*args, yes=yes))

@@ -1,0 +1,192 @@
+"""``make rerun`` as a new user meets it: papermill reads every chapter's parameters cell without
+a warning, the sweep's cost is estimated before it computes (``earlytrain.estimate``), and a run
+estimated over an hour asks first (scripts/rerun_chapter.py)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from earlytrain import params
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("0*.md"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_papermill_parses_every_parameters_cell_without_a_warning(chapter, caplog):
+    from papermill.translators import PythonTranslator
+    nb = params.read_notebook(ROOT / "book" / f"{chapter}.md")
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        found = PythonTranslator.inspect(cell)
+    assert not [r.getMessage() for r in caplog.records], "papermill cannot parse these lines"
+    # every declared parameter is found, with its comment as help (no comment swallowed a value)
+    assert [p.name for p in found] == params.declared_names(params.parameters_source(nb))
+    assert all(p.help for p in found), [p.name for p in found if not p.help]
+
+
+# ----------------------------------------------------------------------------- the cost estimate
+def _cfg(**kw):
+    from earlytrain import sweep
+    base = dict(dataset="mnist", depths=[2], widths=[8, 16], seeds=[1, 2], n_train=256, n_measure=64,
+                batch_size=64, num_steps=4, T1=4, x_max=3.0, x_step=0.5, sharpness_iters=6)
+    return sweep.from_params(**{**base, **kw})
+
+
+@pytest.mark.parametrize("search, per_seed", [("grid", 7), ("bisect", 5), ("coarse_to_fine", 7)])
+def test_counts_bound_what_critical_point_spends(search, per_seed, tmp_path, monkeypatch):
+    """The counted runs and products are upper bounds of what critical_point records."""
+    from earlytrain import estimate, sweep
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    cfg = _cfg(search=search, widths=[8], stride=2)
+    p = estimate.count_point(cfg, 2, 8)
+    assert p.sharpness_runs == 2 * per_seed and p.loss_runs == 2 * min(7, 2 * per_seed if search != "grid" else 7)
+    ds = sweep.critical_point(cfg)
+    assert ds.attrs["n_loss_runs"] <= p.loss_runs
+    assert ds.attrs["n_sharpness_runs"] <= p.sharpness_runs
+    spent = ds.attrs["n_sharpness_matvecs"] + int(ds.lambda0_matvecs.sum())
+    assert spent <= p.matvecs_max
+    assert p.steps == (p.loss_runs + p.sharpness_runs) * cfg.train.num_steps
+
+
+def test_c_sharp_max_width_drops_the_sharpness_runs():
+    from earlytrain import estimate
+    cfg = _cfg(c_sharp_max_width=8)
+    assert estimate.count_point(cfg, 2, 8).sharpness_runs > 0
+    wide = estimate.count_point(cfg, 2, 16)
+    assert wide.sharpness_runs == 0 and wide.matvecs_max == 2 * 2 * cfg.train.sharpness_iters  # lambda_0 only
+
+
+def test_estimate_calibrates_scales_with_size_and_skips_cached_points(tmp_path, monkeypatch):
+    from earlytrain import cache, estimate, sweep
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    cfg = _cfg()
+    cost = estimate.phase_sweep_cost(cfg, "cfg")
+    small, large = cost.points
+    assert cost.calibration is not None and (cost.calibration.depth, cost.calibration.width) == (2, 8)
+    assert large.params > small.params and large.seconds > small.seconds > 0
+    assert cost.seconds == pytest.approx(small.seconds + large.seconds)
+    text = str(cost)
+    assert "2 points" in text and "0 cached" in text and "time on cpu" in text
+    cache.cached(sweep.critical_point, name="sweep.critical_point")(cfg.replace(widths=(8,)))  # compute one
+    again = estimate.phase_sweep_cost(cfg, "cfg", calibration=cost.calibration)
+    assert [p.cached for p in again.points] == [True, False]
+    assert again.points[0].seconds == 0 and again.seconds == pytest.approx(large.seconds)
+    assert "1 cached" in str(again)
+
+
+def test_fmt_seconds():
+    from earlytrain.estimate import fmt_seconds
+    assert [fmt_seconds(s) for s in (42, 720, 3 * 3600 + 20 * 60, 2.5 * 86400)] == \
+        ["42 s", "12 min", "3 h 20 min", "2.5 days"]
+
+
+# ----------------------------------------------------------------------------- make rerun asks first
+def _rerun():
+    import rerun_chapter
+    return rerun_chapter
+
+
+def test_rerun_estimates_the_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys):
+    """Chapter 01's paper preset: its two sweeps are costed from the chapter's own configuration
+    cells, and without a terminal (and without YES=1) nothing starts."""
+    rr = _rerun()
+    monkeypatch.setattr(rr.estimate_module(), "calibrate", lambda cfg: _fake_calibration())
+    calls = []
+    monkeypatch.setattr(rr.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
+    monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: False, raising=False)
+    rc = rr.main("01_phase_diagram", str(ROOT / "book/params/01_phase_diagram/paper.yaml"), yes=False)
+    out = capsys.readouterr().out
+    assert rc == 3 and not calls, "not started"
+    assert "cfg_width: phase sweep on mnist (fcn), 4 points" in out
+    assert "cfg_depth: phase sweep on fashion_mnist (fcn), 12 points" in out
+    assert "Not started: estimated about" in out and "YES=1" in out
+
+
+def _fake_calibration():
+    from earlytrain.estimate import Calibration
+    return Calibration("cpu (test)", 1000, 8, 256, step_s=1e-3, step_examples=512, eval_s=1e-4, eval_examples=512,
+                       hvp_s=2e-3, linearize_s=1e-3, compile_s=1.0, wall_s=0.0)
+
+
+def test_confirm_asks_only_over_an_hour(monkeypatch):
+    rr = _rerun()
+    monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: True, raising=False)
+    asked = []
+    answer = lambda reply: lambda prompt: asked.append(prompt) or reply  # noqa: E731
+    assert rr.confirm(1800.0, False, ask=answer("n")) and not asked, "under an hour: no question"
+    assert rr.confirm(None, False, ask=answer("n")) and not asked, "no estimate: no question"
+    assert rr.confirm(7200.0, True, ask=answer("n")) and not asked, "YES=1: no question"
+    assert rr.confirm(7200.0, False, ask=answer("y")) and "2 h 00 min" in asked[-1]
+    assert not rr.confirm(7200.0, False, ask=answer(""))
+
+
+# ----------------------------------------------------------------------------- the sweep's progress
+CALLS = []
+
+
+def _point(cfg):
+    import xarray as xr
+    CALLS.append(cfg["i"])
+    return xr.Dataset({"v": ((), float(cfg["i"]))})
+
+
+def test_in_process_progress_counts_cached_points_apart(tmp_path, monkeypatch, capsys):
+    """make rerun's console shows each sweep's bar (papermill --log-output): its count starts at
+    the cached points, which it names, and only the others are computed."""
+    from earlytrain import cache, cluster
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    fn = cache.cached(_point, name="test.point")
+    CALLS.clear()
+    first = cluster.run_points(fn, [({"i": i},) for i in (0, 1)], ["0", "1"], "demo sweep")
+    assert CALLS == [0, 1] and [float(d.v) for d in first] == [0.0, 1.0]
+    capsys.readouterr()
+    out = cluster.run_points(fn, [({"i": i},) for i in (0, 1, 2)], ["0", "1", "2"], "demo sweep")
+    assert CALLS == [0, 1, 2], "the cached points are read, not computed"
+    assert [float(d.v) for d in out] == [0.0, 1.0, 2.0]
+    bar = capsys.readouterr().err
+    assert "demo sweep" in bar and "3/3" in bar and "2 cached" in bar
+
+
+def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypatch, capsys):
+    rr = _rerun()
+    est = rr.estimate_module()
+    monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
+    seconds = rr.estimate_cost(ROOT / "book" / "05_intermediate_saturation.md", {})
+    out = capsys.readouterr().out
+    assert seconds and seconds > 0 and "cfg: saturation sweep on mnist (fcn)" in out
+    assert rr.estimate_cost(ROOT / "book" / "04_loss_connectivity.md", {}) is None
+    out = capsys.readouterr().out
+    assert "not estimated (not phase or saturation sweeps): cfg (ConnectivityConfig)" in out
+
+
+def test_saturation_counts_follow_its_plan():
+    from earlytrain import estimate, saturation
+    scfg = saturation.from_params(dataset="mnist", depths=[2], widths=[8], seeds=[1, 2], n_train=256, n_measure=64,
+                                  batch_size=64, x_min=-1.0, x_max=3.0, x_step=0.5, sharpness_iters=6, K_tau=20.0)
+    groups = saturation.plan(scfg)
+    (p,) = estimate.saturation_cost(scfg, calibration=None, cached=False).points
+    pad = max(len(g["idx"]) for g in groups)  # every group is padded to the largest (saturation_point)
+    assert p.sharpness_runs == 2 * pad * len(groups)
+    assert p.steps == sum(2 * pad * int(g["steps"][-1]) for g in groups)
+    assert p.measurements == 2 + sum(2 * pad * len(g["steps"]) for g in groups)
+    assert p.matvecs_max == 2 * 2 * 6 + (p.measurements - 2) * 6
+
+
+def test_eta_weights_points_by_their_size(monkeypatch):
+    from earlytrain import estimate, sweep
+    small, large = (sweep.from_params(dataset="mnist", depths=[4], widths=[w], seeds=[1, 2]) for w in (64, 1024))
+    ws, wl = estimate.point_work(small), estimate.point_work(large)
+    assert wl > 10 * ws > 0, "16x the width: far more work"
+    assert estimate.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
+    assert estimate.point_work(object()) is None
+    t = [100.0]
+    monkeypatch.setattr(estimate.time, "perf_counter", lambda: t[0])
+    eta = estimate.Eta([small, large], [True, True])
+    assert eta.text() == "", "nothing done yet: no ETA"
+    t[0] += 60.0
+    eta.finished(0)
+    assert eta.text() == f"ETA {estimate.fmt_seconds(60.0 * wl / ws)} (by point size)"
+    assert estimate.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
