@@ -319,8 +319,8 @@ claim(id="kb-ccrit", paper="kb", where="Sec. 3, Fig. 5, Def. 4", chapter=CH5, fi
       check=Share(LogNear(1.0, 1.01, in_steps=True), 1.0, 0.5))
 claim(id="kb-chi-broadens", paper="kb", where="Sec. 3, Fig. 5", chapter=CH5, figure="fig-05-chi",
       statement="The peak of chi'' broadens (is shallower) as d/w grows.", quote="SPEC 4.5: 'the peak in chi'' "
-      "broadens with d and 1/w'.", quantity="min chi'' per width (per init: the same analysis on each "
-      "initialisation's chi)", expected="|min chi''| decreasing in 1/w",
+      "broadens with d and 1/w'.", quantity="min chi'' per width: the mean over inits of the minimum of chi'' "
+      "from each initialisation's own chi (the same Savitzky-Golay analysis)", expected="|min chi''| decreasing in 1/w",
       rule=UP + " (a shallower, less negative minimum at smaller w); fewer than 3 widths not at this scale",
       check=Trend(+1))
 claim(id="kb-chi-stage1", paper="kb", where="Sec. 3", chapter=CH5, figure="fig-05-chi",
