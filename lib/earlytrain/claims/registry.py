@@ -290,6 +290,15 @@ claim(id="cat-fcn-ends-below-2", paper="catapult", where="Sec. 3, Fig. 1", chapt
       quantity="final eta lambda_t at the largest c drawn", expected="< 2", rule="reproduced if < 2",
       check=Below(2.0))
 
+claim(id="cat-generalisation", paper="catapult", where="Sec. 3 (experiments)", chapter=CH3,
+      figure="fig-03-generalisation", statement="Trained for the same number of steps, the best test accuracy is "
+      "often found in the catapult phase, 2 < c < c_max.", quote="SPEC 8: 'The best test accuracy is usually in "
+      "the catapult phase.'", quantity="per initialisation, whether the c of the best test accuracy (same number "
+      "of SGD steps at every c, MNIST test subset) lies in 2 < c <= c_max of the grid",
+      expected="often (a majority of initialisations [I])", rule="reproduced if at least half of the "
+      "initialisations have their best c in the catapult window; otherwise not reproduced",
+      check=Fraction(0.5, None))
+
 # --- chapter 4: loss connectivity
 claim(id="kb-barrier-order", paper="kb", where="Sec. 2.2, Def. 2-3", chapter=CH4, figure="fig-04-diagram",
       statement="c_sharp <= c_barrier per initialisation: sharpness reduction and the loss catapult stay in the "
