@@ -65,8 +65,9 @@ def test_ordered_and_censored_bound():
 def test_fraction():
     f = claims.Fraction(0.9, 0.5)
     ok = np.array([True] * 9 + [False])
-    assert f(None, ok=ok).verdict == "reproduced" and f(None, ok=ok).margin == pytest.approx(0.0)
-    assert "1 entry would change" in f(None, ok=ok).margin_text           # one more failure: 80 %
+    assert f(None, ok=ok).verdict == "reproduced" and f(None, ok=ok).margin == pytest.approx(0.1)
+    assert "1 of 10 entries would have to change" in f(None, ok=ok).margin_text   # one more failure: 80 %
+    assert claims.Fraction(0.5, None)(None, ok=ok).margin == pytest.approx(0.5)   # 5 failures more: 40 %
     assert claims.Fraction(0.95, 0.5)(None, ok=ok).verdict == "partly"
     assert claims.Fraction(0.95, None)(None, ok=ok).verdict == "not reproduced"
     valid = np.array([True] * 5 + [False] * 5)

@@ -281,11 +281,12 @@ class Fraction(Rule):
             return nothing("no valid entry")
         k = int((o & v).sum())
         frac = k / n
-        mg, rel, _ = _nearest(frac, [self.at_least, self.partly], 1.0)
         detail = f"{k} of {n} ({100 * frac:.0f} %)"
+        # the margin: how many entries would have to flip to change the verdict, as a share of n
         flips = min(k - need + 1 if k >= need else need - k
                     for need in (math.ceil(b * n - 1e-9) for b in (self.at_least, self.partly) if b is not None))
-        txt = f"margin {_g(mg)} in share; {flips} entr{'y' if flips == 1 else 'ies'} would change the verdict"
+        mg = rel = flips / n
+        txt = f"{flips} of {n} entr{'y' if n == 1 else 'ies'} would have to change for another verdict (margin {mg:.2g} in share)"
         if frac >= self.at_least:
             return Check("reproduced", f"{detail} >= {100 * self.at_least:.0f} %", mg, rel, txt)
         if self.partly is not None and frac >= self.partly:
@@ -371,7 +372,8 @@ class Trend(Rule):
         resolved = bool(share >= RESOLVED)
         scale = float(np.nanmax(np.abs(ys))) or 1.0
         smallest = float(steps.min())
-        detail = (f"y = {', '.join(_g(v) for v in ys)}; {int((steps > 0).sum())} of {steps.size} steps {word}; "
+        detail = (f"y = {', '.join(_g(v) for v in ys)}; {int((steps > 0).sum())} of {steps.size} steps "
+                  f"{word[:-1]}; "
                   f"{100 * share:.1f} % of {N_INNER} resamples of the {n_init} initialisations give a fitted "
                   f"slope that {word[:-1]}s (resolved at >= {100 * RESOLVED:.1f} %)")
         m_share = abs(share - RESOLVED)
