@@ -270,6 +270,7 @@ def test_regime_gate_is_symmetric(claims_dir):
         r = claims.get(ch, "kb-myrtle-closs")
         assert r.verdict == "not at this scale", "outside the regime no outcome counts"
         assert r.would_be == would and f"would be {would}" in r.detail and "d/w = 0.6" in r.detail
+        assert r.stability is None, "no verdict outside the regime, so no stability of one"
         assert r.problems() == []
 
 

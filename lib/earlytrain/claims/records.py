@@ -274,8 +274,8 @@ def record(chapter: str, claim_id: str, measured, spread=None, in_regime: bool =
     verdict, detail, would = res.verdict, res.detail, ""
     if not _any_finite(m) and verdict != "not at this scale":
         raise RuntimeError(f"claim {claim_id!r}: nothing finite measured, yet its rule says {verdict!r}")
-    if not in_regime:
-        would = res.verdict
+    if not in_regime:  # evidence neither way: no verdict, so no stability of one either
+        would, stab = res.verdict, None
         verdict = "not at this scale"
         detail = f"would be {would}; outside the regime: {regime_note or 'no note given'}. The rule saw: {res.detail}"
     elif regime_note and verdict == "not at this scale":

@@ -378,6 +378,16 @@ claim(id="kb-cmax-rich", paper="kb", where="App. H.2", chapter=CH6, figure="fig-
       "and falls in rich'.", quantity="mean c_max per width (censored seeds left out), largest s",
       expected="decreasing in 1/w", rule=DOWN, check=Trend(-1))
 
+claim(id="kb-rich-sharp-first", paper="kb", where="App. H.2", chapter=CH6, figure="fig-out-exp-traj",
+      statement="In rich networks (s > 0) the sharpness catapults before the loss: it rises from a smaller c.",
+      quote="SPEC 5: 'rich shows early sharpening and can reach EoS'; the issue's reading of App. H.2: 'the "
+      "sharpness catapults before the loss' [I]", quantity="smallest c drawn (traj_c) at which the sharpness "
+      "rises (rd2(max_t lambda_t/lambda_0) > 1) and at which the loss rises, at the largest s, one "
+      "initialisation at w = traj_width; a quantity that never rises is above the top c (a lower bound)",
+      expected="c_sharp < c_loss", rule="reproduced if the sharpness's onset is strictly below the loss's (a "
+      "censored loss onset counts as the bound it is); a censored sharpness onset: not at this scale",
+      check=Ordered("c_sharp", "c_loss", strict=True))
+
 # --- chapter 7: other architectures and losses
 claim(id="kb-myrtle-closs", paper="kb", where="Sec. 3, Fig. 3b", chapter=CH7, figure="fig-07-myrtle",
       statement="Myrtle CNNs: c_loss > 2 grows with 1/w.", quote=Q92 + "'c_loss and c_sharp rise steeply with d "
