@@ -90,6 +90,9 @@ def test_trend_needs_a_resolved_sign():
     tight = [-0.05, 0.05, 0.0, 0.02, -0.02]
     r = t([2.0, 2.5, 4.0, 9.0], x=X4, per_init=_inits([2.0, 2.5, 4.0, 9.0], tight))
     assert r.verdict == "reproduced" and "100.0 %" in r.detail
+    # margins: the bootstrap share 1.0 is 0.025 above 0.975; the smallest step (0.5) is 1/14 of the rise (7)
+    assert r.margin == pytest.approx(0.025) and r.rel_margin == pytest.approx(0.5 / 7)
+    assert "smallest step 0.5" in r.margin_text
     # one step down, the slope resolved: partly
     assert t([2.0, 3.0, 2.8, 9.0], x=X4, per_init=_inits([2.0, 3.0, 2.8, 9.0], tight)).verdict == "partly"
     # every mean step up, but the initialisations disagree on the sign: not reproduced (no coin-flip partly)

@@ -370,7 +370,7 @@ class Trend(Rule):
         share = slope_share(xs, Ps, self.sign, self.stat)
         all_steps = bool((steps > 0).all())
         resolved = bool(share >= RESOLVED)
-        scale = float(np.nanmax(np.abs(ys))) or 1.0
+        scale = float(np.ptp(ys)) or 1.0  # a step is judged against the whole rise (or fall) of y
         smallest = float(steps.min())
         detail = (f"y = {', '.join(_g(v) for v in ys)}; {int((steps > 0).sum())} of {steps.size} steps "
                   f"{word[:-1]}; "
