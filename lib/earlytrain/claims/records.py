@@ -277,7 +277,7 @@ def record(chapter: str, claim_id: str, measured, spread=None, in_regime: bool =
     if not in_regime:  # evidence neither way: no verdict, so no stability of one either
         would, stab = res.verdict, None
         verdict = "not at this scale"
-        detail = f"would be {would}; outside the regime: {regime_note or 'no note given'}. The rule saw: {res.detail}"
+        detail = f"would be {would} ({res.detail}); outside the regime: {regime_note or 'no note given'}"
     elif regime_note and verdict == "not at this scale":
         detail = f"{detail} ({regime_note})"
     rec = Record(c.id, c.paper, c.where, c.statement, c.quantity, c.expected, c.rule, c.chapter, c.figure,
