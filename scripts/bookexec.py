@@ -416,7 +416,7 @@ def plan(root: Path) -> Plan:
                 ch.reason = "library changed: " + ", ".join(changed_modules(stored, ch.library))
             elif ch.report and (record.data or {}).get(CLAIMS_KEY) != claims_hash(cdir):
                 ch.reason = "claims changed"
-            elif (not ch.report and "claims" in notebook_imports(nb)
+            elif (not ch.report and {"claims", "claims.__init__"} & notebook_imports(nb)  # a module or a package
                   and not (cdir / f"{path.stem}.json").is_file()):
                 ch.reason = f"claims not recorded in {cdir}"
             elif not ch.report and "provenance" in notebook_imports(nb):

@@ -312,3 +312,24 @@ def network_catapult(traj):
         ax.set_xlabel("step $t$")
         ax.legend(fontsize=8)
     return detach(fig)
+
+
+def test_accuracy(ds, best=None):
+    """Test accuracy after a fixed number of SGD steps against c (``generalisation.test_accuracy``),
+    one line per initialisation; the catapult window 2 < c <= c_max of each (shaded, from
+    ``generalisation.best_c``) and its best c (star)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.8, ds.sizes["seed"]))
+    for i, (col, s) in enumerate(zip(colors, ds.seed.values)):
+        r = ds.test_accuracy.sel(seed=s)
+        ax.plot(ds.c, r, "o-", ms=4, color=col, label=f"seed {s}")
+        if best is not None and np.isfinite(float(best.best_c.sel(seed=s))):
+            b = float(best.best_c.sel(seed=s))
+            ax.plot([b], [float(r.sel(c=b))], "*", ms=14, color=col, mec="k")
+            ax.axvspan(2, float(best.c_max.sel(seed=s)), color=col, alpha=0.08)
+    ax.axvline(2, color="k", ls="--", lw=1, label="$c = 2$")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(r"$c = \eta\lambda_0$")
+    ax.set_ylabel(f"test accuracy after {ds.attrs.get('steps', '?')} SGD steps")
+    ax.legend(fontsize=8)
+    return detach(fig)
