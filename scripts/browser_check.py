@@ -66,12 +66,18 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the browser left mid-download
+            super().handle_error(request, client_address)
+
+
 class Server:
     """The built HTML on 127.0.0.1 (a free port), in a thread."""
 
     def __init__(self, root: Path):
         handler = functools.partial(_Quiet, directory=str(root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _HTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -39,7 +39,7 @@ kernelspec:
   name: python3
 ---
 
-# A tiny chapter
+# A tiny chapter on $c_{loss}$
 
 The loss catapults when $c > 2$, and the constants are ordered,
 
@@ -100,7 +100,8 @@ def tiny_book(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "bk"
     root.mkdir()
     (root / "_config.yml").write_text(_config())
-    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: ch\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: ch\n  - file: notes\n")
+    (root / "notes.md").write_text("# Notes\n\nNo math of its own; the sidebar's chapter title has some.\n")
     (root / "intro.md").write_text("# Tiny book\n\nInline math $\\lambda^H_0$ on a plain page.\n")
     (root / "ch.md").write_text(CHAPTER)
     (root / "data").mkdir()
@@ -165,10 +166,11 @@ def test_solution_is_a_dropdown_quoting_a_glued_value(tiny_book):
                            "set-up does it: scripts/setup_browser.sh)")
 def test_every_page_in_headless_chromium(tiny_book, tmp_path):
     results = {r.page: r for r in browser_check.check(tiny_book)}
-    assert {"intro.html", "ch.html"} <= set(results)
+    assert set(results) == {"intro.html", "ch.html", "notes.html"}  # index.html only redirects
     assert {p: r.problems for p, r in results.items() if r.problems} == {}
     ch = results["ch.html"]
     assert ch.math >= 2 and results["intro.html"].math >= 1, "the formulas were typeset"
+    assert results["notes.html"].math >= 1, "MathJax on a page without math: the sidebar's titles"
     assert ch.images >= 1 and ch.solutions == 1
     assert ch.links >= 3, "pages, the download button's files and the data file were followed"
 

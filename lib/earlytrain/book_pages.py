@@ -5,6 +5,8 @@
 2. A script a page would load twice is loaded once: sphinx-thebe (loaded by Jupyter Book on every
    page) registers its inline configuration script (``const THEBE_JS_URL = ...``) twice, and the
    second copy is a SyntaxError in the console of every page.
+3. MathJax is loaded on every page, not only on pages with math of their own: the navigation
+   sidebar shows the chapter titles, some with math (``$c_{crit}$``), on every page.
 
 On 1:
 sphinx-book-theme adds the ``.ipynb`` entry only when launch buttons are configured (it copies
@@ -63,6 +65,7 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.set_html_assets_policy("always")  # MathJax (and every asset) on every page
     app.connect("html-page-context", drop_duplicate_scripts, priority=999)  # after the others add theirs
     # sphinx-book-theme builds its header buttons at priority 501
     app.connect("html-page-context", add_ipynb_source, priority=450)
