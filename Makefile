@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv data tfds-venv rerun bench gpu-check clean
+.PHONY: book test venv data tfds-venv browser browser-check rerun bench gpu-check clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -15,6 +15,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 data: venv
 	bash scripts/fetch_data.sh
+	bash scripts/fetch_static.sh
+
+## Headless Chromium for the browser test (Debian's; skipped with a note where it cannot install).
+browser:
+	bash scripts/setup_browser.sh
 
 tfds-venv: venv
 	bash scripts/setup_tfds_venv.sh
@@ -26,7 +31,7 @@ book: venv data
 ## Run the test suite (the data/tfds set-up it needs is done first), on TEST_WORKERS processes
 ## (pytest-xdist; tests/conftest.py groups the tests; TEST_WORKERS=0: one process).
 TEST_WORKERS ?= 2
-test: venv data tfds-venv
+test: venv data tfds-venv browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## Re-run one chapter with new parameters and rebuild the book around it:
@@ -49,6 +54,10 @@ bench: venv data
 ## writes bench/gpu_check.json (bench/README.md, "gpu-check").
 gpu-check: venv data
 	$(PY) bench/gpu_check.py
+
+## Open every page of the built book (make book first) in headless Chromium and check it.
+browser-check: venv
+	$(PY) scripts/browser_check.py _build/html
 
 clean:
 	rm -rf _build _runs

@@ -212,6 +212,8 @@ def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
     (book / "book").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, book / name)
+    if (root / "_offline").is_dir() and not (book / "_offline").exists():  # html_extra_path: MathJax
+        (book / "_offline").symlink_to(root / "_offline")
     for item in (root / "book").iterdir():
         if item.name not in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
             (book / "book" / item.name).symlink_to(item)
