@@ -241,6 +241,9 @@ def test_quick_preset_runs_and_records_valid_claims(nb_path, executed):
     assert [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])], "the preset"
     assert not [o for o in outputs(nb) if o.get("output_type") == "error"]
     recorded = claims.load(claims_dir)
+    if not claims.claims_of(nb_path.stem):  # a page beyond the paper (10_your_own_model): none
+        assert recorded == {}, "a chapter without registered claims records none"
+        return
     assert list(recorded) == [nb_path.stem], "the chapter records its claims under its own name"
     records = recorded[nb_path.stem]["records"]
     assert [r.id for r in records] == [c.id for c in claims.claims_of(nb_path.stem)], "every claim, in order"

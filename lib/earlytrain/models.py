@@ -252,13 +252,26 @@ def _source(obj) -> str:
     return inspect.cleandoc(src) if src.startswith((" ", "\t")) else src
 
 
-def _user_globals(code: types.CodeType, glb: dict, module: str):
-    """The classes and functions of the user's module ``module`` that ``code`` (and the code
-    objects nested in it) names as globals."""
+def _is_plain(val) -> bool:
+    """A value whose repr is its identity: numbers, strings, None, tuples / lists of them."""
+    if isinstance(val, (tuple, list)):
+        return all(_is_plain(v) for v in val)
+    return isinstance(val, (bool, int, float, complex, str, bytes, type(None)))
+
+
+def _code_names(code: types.CodeType) -> set:
+    """The global names ``code`` and the code objects nested in it read."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= {n for n, _ in _user_globals(const, glb, module)} | set(const.co_names)
+            names |= _code_names(const)
+    return names
+
+
+def _user_globals(code: types.CodeType, glb: dict, module: str):
+    """The classes and functions of the user's module ``module`` that ``code`` (and the code
+    objects nested in it) names as globals."""
+    names = _code_names(code)
     return [(n, glb[n]) for n in sorted(names)
             if n in glb and isinstance(glb[n], (type, types.FunctionType))
             and getattr(glb[n], "__module__", None) == module]
@@ -291,13 +304,21 @@ def _hash_code(obj, h, seen: set) -> None:
     h.update(_source(fn).encode())
     for _, dep in _user_globals(fn.__code__, fn.__globals__, fn.__module__):
         _hash_code(dep, h, seen)
-    for cell in fn.__closure__ or ():  # e.g. a family closing over a module class
+    # the plain values it reads (a notebook's `depth = 3` named inside a family's lambda):
+    # the same source with another value is another network
+    for name in sorted(_code_names(fn.__code__)):
+        val = fn.__globals__.get(name)
+        if name in fn.__globals__ and _is_plain(val):
+            h.update(f"{name}={val!r}\0".encode())
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):  # closed-over values
         try:
             val = cell.cell_contents
         except ValueError:
             continue
         if isinstance(val, (type, types.FunctionType)) and val.__module__ == fn.__module__:
             _hash_code(val, h, seen)
+        elif _is_plain(val):
+            h.update(f"{name}={val!r}\0".encode())
 
 
 def _field_repr(module: nn.Module) -> str:
@@ -308,7 +329,8 @@ def _field_repr(module: nn.Module) -> str:
 def source_hash(model) -> str:
     """sha256 of the source that defines ``model``: a Flax module (its class's methods, its fields'
     values, its bases of the same module), a function or an ``(init, apply)`` pair, each with the
-    functions and classes of the user's module that it names (a helper called by ``__call__``).
+    functions and classes of the user's module that it names (a helper called by ``__call__``) and
+    the plain values (numbers, strings, tuples) of the globals and closure variables it reads.
 
     Raises ConfigError when a source cannot be found (a class built at run time, code typed
     into a plain ``python`` prompt): give ``version=`` instead. Code outside the user's module
