@@ -290,7 +290,7 @@ def test_script_without_main_guard_gets_an_error_that_says_what_to_do(tmp_path):
     assert "earlytrain.errors.ConfigError: EARLYTRAIN_SCHEDULER=local:N starts worker processes" in out.stderr
     line = UNGUARDED.splitlines().index("print(api.critical_constants(LNMLP(width=8), (X, Y), **SET))") + 1
     assert 'if __name__ == "__main__":' in out.stderr and f"user_script.py); its line {line} " in out.stderr, out.stderr
-    assert "Nanny failed to start" not in out.stderr
+    assert out.stderr.count("Traceback") == 1 and "distributed" not in out.stderr  # no cluster started
     assert not (tmp_path / "results").exists()  # nothing computed
 
 

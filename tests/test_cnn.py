@@ -34,7 +34,7 @@ def _kernels(params, kind, lead=1):
 def test_registered():
     assert set(models.ARCHITECTURES) == {"fcn", "myrtle", "resnet"}
     with pytest.raises(TypeError):  # a table, not a registry to mutate
-        models.ARCHITECTURES["mine"] = lambda cfg: None
+        models.ARCHITECTURES["mine"] = models.Architecture(lambda cfg: None, 1)
 
 
 @pytest.mark.parametrize("shape", [MNIST_X, CIFAR_X])

@@ -89,7 +89,7 @@ CFG = sweep.from_params(dataset="mnist", depths=[4], widths=[512], seeds=[1, 2, 
 def test_batch_size_follows_device_memory(monkeypatch):
     monkeypatch.setattr(train, "default_batching", lambda: "vmap")
     n = len(CFG.c_grid)
-    sizes = [memory.auto_c_chunk(CFG, 4, 512, have) for have in (0.05 * GB, 0.5 * GB, 4 * GB, 140 * GB)]
+    sizes = [memory.auto_c_chunk(CFG, 4, 512, have) for have in (0.05 * GB, 0.5 * GB, 4 * GB, 1000 * GB)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == n, sizes
     for have, k in zip((0.05 * GB, 0.5 * GB, 4 * GB), sizes):
         need = lambda c: memory._need(memory.point_bytes(CFG, 4, 512, c))

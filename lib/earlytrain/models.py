@@ -66,7 +66,7 @@ class ModelConfig:
     def __post_init__(self):
         check_choice(self.arch, "arch", ARCHITECTURES)
         check_int(self.width, "width", minimum=1)
-        check_int(self.depth, "depth", minimum=1)  # each architecture checks its own depths
+        check_int(self.depth, "depth", minimum=ARCHITECTURES[self.arch].min_depth)  # the rest: its builder
         check_choice(self.parameterization, "parameterization", PARAMETERIZATIONS)
         check_choice(self.last_layer, "last_layer", ("standard", "zero"))
         check_positive(self.sigma_w2, "sigma_w2")
@@ -90,7 +90,7 @@ class ModelConfig:
 
     def network(self) -> nn.Module:
         """The raw Flax module of ``arch`` (its builder checks the architecture's own fields)."""
-        return ARCHITECTURES[self.arch](self)
+        return ARCHITECTURES[self.arch].build(self)
 
     @property
     def out_mult(self) -> float:
@@ -151,7 +151,6 @@ class FCN(nn.Module):
 
 
 def _fcn(cfg: ModelConfig) -> nn.Module:
-    check_int(cfg.depth, "depth", minimum=2)  # one hidden layer at least (d = weight matrices)
     return FCN(depth=cfg.depth, width=cfg.width, n_out=cfg.n_out, ntp=cfg.parameterization == "ntp",
                use_bias=cfg.bias, sigma_w2=cfg.sigma_w2, sigma_last2=cfg.sigma_last2,
                zero_last=cfg.last_layer == "zero")
@@ -176,9 +175,20 @@ def _resnet(cfg: ModelConfig) -> nn.Module:
                       sigma_last2=cfg.sigma_last2, bias=cfg.bias, zero_last=cfg.last_layer == "zero")
 
 
-#: The book's architectures: name -> builder of the raw Flax module from a ModelConfig. Read-only;
-#: a network of one's own is a ``Network``, not a new row.
-ARCHITECTURES = types.MappingProxyType({"fcn": _fcn, "myrtle": _myrtle, "resnet": _resnet})
+class Architecture(NamedTuple):
+    """A row of ``ARCHITECTURES``: ``build(cfg) -> nn.Module`` (checks the fields only this
+    architecture constrains, ConfigError naming the field) and the least depth it has, which
+    ``ModelConfig`` checks on construction (the exact depths, e.g. Myrtle's {5, 7, 10}, are checked
+    by ``build`` at each sweep point, since a sweep sets the depth per point)."""
+    build: Callable[[ModelConfig], nn.Module]
+    min_depth: int
+
+
+#: The book's architectures: name -> ``Architecture``. Read-only; a network of one's own is a
+#: ``Network``, not a new row.
+ARCHITECTURES = types.MappingProxyType({"fcn": Architecture(_fcn, 2),  # one hidden layer at least
+                                        "myrtle": Architecture(_myrtle, 1),
+                                        "resnet": Architecture(_resnet, 1)})
 
 
 def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional[float] = None,
@@ -277,6 +287,11 @@ def _user_globals(code: types.CodeType, glb: dict, module: str):
             and getattr(glb[n], "__module__", None) == module]
 
 
+# methods that dataclasses (hence every Flax module) write with exec: no source, nothing of the user's
+_DATACLASS_MADE = frozenset({"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__",
+                             "__lt__", "__le__", "__gt__", "__ge__", "__getstate__", "__setstate__"})
+
+
 def _hash_code(obj, h, seen: set) -> None:
     """Feed ``h`` the source of ``obj`` (a function or class of the user's) and of the user's
     functions and classes it names, recursively. OSError / TypeError when a source is missing."""
@@ -293,8 +308,8 @@ def _hash_code(obj, h, seen: set) -> None:
                 _hash_code(base, h, seen)
         for name, member in sorted(vars(obj).items()):
             fn = inspect.unwrap(member.__func__ if isinstance(member, (classmethod, staticmethod)) else member)
-            made = dataclasses.is_dataclass(obj) and getattr(fn, "__code__", None) is not None \
-                and fn.__code__.co_filename == "<string>"  # __init__, __eq__... made by dataclasses
+            made = (dataclasses.is_dataclass(obj) and name in _DATACLASS_MADE
+                    and getattr(getattr(fn, "__code__", None), "co_filename", "") == "<string>")
             if isinstance(fn, types.FunctionType) and fn.__qualname__.startswith(obj.__qualname__ + ".") \
                     and not made:
                 _hash_code(fn, h, seen)  # the methods written in the class body

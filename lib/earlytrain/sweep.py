@@ -83,8 +83,9 @@ class SweepConfig:
         check_int(self.data_seed, "data_seed", minimum=0)
         check(len(self.depths) > 0, "depths", "a non-empty list of depths >= 2", self.depths)
         check(len(self.widths) > 0, "widths", "a non-empty list of widths >= 1", self.widths)
+        least = models.ARCHITECTURES[self.model.arch].min_depth if isinstance(self.model, ModelConfig) else 1
         for d in self.depths:
-            check_int(d, "depths", minimum=1)  # the architecture's own limits: below
+            check_int(d, "depths", minimum=least)  # the architecture's exact depths: below
         for w in self.widths:
             check_int(w, "widths", minimum=1)
         for s in self.seeds:
