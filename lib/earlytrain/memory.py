@@ -87,15 +87,17 @@ def limit_bytes() -> float:
 
 
 def _jaxpr_floats(jaxpr) -> int:
-    """Elements of every value a jaxpr creates, nested jaxprs (pjit, custom_jvp, scan) included."""
+    """Elements of every value a jaxpr creates. A call with a jaxpr of its own (pjit, custom_jvp:
+    jax.nn.relu is one) counts the values its body creates, not its outputs again."""
     total = 0
     for eqn in jaxpr.eqns:
-        total += sum(math.prod(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape"))
-        for p in eqn.params.values():
-            for sub in (p if isinstance(p, (list, tuple)) else (p,)):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    total += _jaxpr_floats(inner)
+        inner = [getattr(sub, "jaxpr", sub) for p in eqn.params.values()
+                 for sub in (p if isinstance(p, (list, tuple)) else (p,))]
+        inner = [j for j in inner if hasattr(j, "eqns")]
+        if inner:
+            total += max(_jaxpr_floats(j) for j in inner)  # custom_jvp: the primal and its rule
+        else:
+            total += sum(math.prod(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape"))
     return total
 
 
