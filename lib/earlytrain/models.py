@@ -29,6 +29,7 @@ Output variants (SPEC 1.4, 5), any combination:
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import inspect
@@ -258,8 +259,20 @@ def build(spec) -> Model:
 
 
 def _source(obj) -> str:
+    """The source of a function or class. For a lambda, ``inspect`` returns the whole statement
+    around it (``api.phase_diagram(lambda width: M(width), ..., widths=[...])``): the lambda
+    alone is kept when it is the only one there, so the call's other arguments are not part of
+    the model's identity."""
     src = inspect.getsource(inspect.unwrap(obj))
-    return inspect.cleandoc(src) if src.startswith((" ", "\t")) else src
+    src = inspect.cleandoc(src) if src.startswith((" ", "\t")) else src
+    if getattr(obj, "__name__", "") == "<lambda>":
+        try:
+            found = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Lambda)]
+        except SyntaxError:  # a fragment of a longer statement: keep the text
+            found = []
+        if len(found) == 1:
+            return ast.unparse(found[0])
+    return src
 
 
 def _is_plain(val) -> bool:
