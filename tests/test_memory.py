@@ -108,3 +108,21 @@ def test_c_chunk_none_is_checked_at_one_run(monkeypatch):
     memory.check_point(CFG, 4, 512)
     with pytest.raises(ConfigError, match="^memory:"):
         memory.check_point(CFG.replace(c_chunk=64), 4, 512)
+
+
+def test_point_takes_its_batch_size_from_the_device(monkeypatch):
+    """A Point of a sweep with c_chunk=None runs with the chunk ``auto_c_chunk`` gives for it,
+    while the configuration (hence the cache key) keeps None."""
+    import numpy as np
+    from earlytrain import data
+    rng = np.random.RandomState(0)
+    arrays = data.arrays(rng.randn(32, 4).astype(np.float32), rng.randint(0, 3, 32))
+    cfg = sweep.SweepConfig(dataset=arrays, n_train=32, n_measure=16, seeds=(1,), depths=(1,), widths=(1,),
+                            x_max=2.0, x_step=1.0, T1=2, c_chunk=None, model=models.network(nn.Dense(3)),
+                            train=train.TrainConfig(batch_size=8, num_steps=2, sharpness_iters=5))
+    asked = []
+    monkeypatch.setattr(memory, "auto_c_chunk", lambda c, d, w: asked.append((c.c_chunk, d, w)) or 3)
+    pt = sweep.Point(cfg, 1, 1)
+    assert asked == [(None, 1, 1)] and pt.cfg.c_chunk == 3 and cfg.c_chunk is None
+    tr = pt.run(np.array([[1.0, 2.0, 4.0, 2.0]]), True, pt.cfg.c_chunk)  # two padded chunks of 3
+    assert tr.loss.shape == (1, 4, 3) and np.isfinite(tr.loss).all()

@@ -45,7 +45,9 @@ from __future__ import annotations
 import ast
 import atexit
 import inspect
+import logging
 import os
+import pickle
 import re
 import sys
 import traceback
@@ -200,7 +202,6 @@ def _local_client(n: int):
         return _CLIENTS[key]
     for k in [k for k in _CLIENTS if k[0] == "local"]:  # another results dir, say: not reused
         _close(_CLIENTS.pop(k))
-    import logging
     from distributed import Client, LocalCluster
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, env=env, preload=[__name__],
@@ -254,7 +255,6 @@ def _compute(fn: Callable, name: str | None, code: str | None, args: tuple):
     except OSError:
         raise
     except Exception as err:  # noqa: BLE001  (reported by the client, with the point)
-        import pickle
         text, tb = f"{type(err).__name__}: {err}", traceback.format_exc()
         try:
             pickle.loads(pickle.dumps(err))
