@@ -305,3 +305,20 @@ def test_user_model_on_local_cluster_is_bit_identical_to_in_process(tmp_path):
     there = [json.loads(p.read_text()) for p in (tmp_path / "there" / "sweep.critical_point").glob("*.json")]
     here = [json.loads(p.read_text()) for p in (tmp_path / "here" / "sweep.critical_point").glob("*.json")]
     assert sorted(s["key"] for s in here) == sorted(s["key"] for s in there)  # the same cache keys
+
+
+def test_source_hash_is_the_same_in_another_process(tmp_path):
+    """The key of a result must survive the process: field defaults (dataclasses' MISSING), a
+    function as an attribute, a family's lambda and the plain globals it reads are hashed by
+    what they are, not by a memory address."""
+    import subprocess
+    (tmp_path / "user_mod.py").write_text(
+        "import flax.linen as nn\n\n\nclass Mine(nn.Module):\n    width: int\n    act: object = nn.relu\n\n"
+        "    @nn.compact\n    def __call__(self, x):\n        return nn.Dense(3)(self.act(nn.Dense(self.width)(x)))\n\n\n"
+        "DEPTH = 3\nfamily = lambda width: Mine(width=width * DEPTH)\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import user_mod; from earlytrain import models; "
+            "print(models.network(user_mod.Mine(width=4)).version, models.network(user_mod.family).version)")
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.count("source:") == 2

@@ -314,7 +314,7 @@ def _hash_code(obj, h, seen: set) -> None:
     if isinstance(obj, type):
         h.update(f"class {obj.__qualname__}\0".encode())
         if dataclasses.is_dataclass(obj):  # fields with their defaults (a Flax module's attributes)
-            h.update(repr([(f.name, repr(f.default)) for f in dataclasses.fields(obj)
+            h.update(repr([(f.name, _value_repr(f.default)) for f in dataclasses.fields(obj)
                            if f.name not in ("parent", "name")]).encode())
         for base in obj.__bases__:
             if base.__module__ == obj.__module__:
@@ -349,8 +349,25 @@ def _hash_code(obj, h, seen: set) -> None:
             h.update(f"{name}={val!r}\0".encode())
 
 
+def _value_repr(val) -> str:
+    """A value's identity that does not change between processes: a function or class by its
+    qualified name (its repr holds a memory address), a submodule by its own fields."""
+    if isinstance(val, nn.Module):
+        return f"{type(val).__qualname__}({_field_repr(val)})"
+    if isinstance(val, (types.FunctionType, types.BuiltinFunctionType, type)) or (
+            callable(val) and hasattr(val, "__qualname__")):
+        return f"{getattr(val, '__module__', '')}.{val.__qualname__}"
+    if isinstance(val, (tuple, list)):
+        return "[" + ", ".join(_value_repr(v) for v in val) + "]"
+    if val is dataclasses.MISSING:
+        return "MISSING"
+    text = repr(val)
+    # an object without a repr of its own shows its address: its type is what is stable
+    return f"<{type(val).__module__}.{type(val).__qualname__}>" if " at 0x" in text else text
+
+
 def _field_repr(module: nn.Module) -> str:
-    return repr([(f.name, repr(getattr(module, f.name))) for f in dataclasses.fields(module)
+    return repr([(f.name, _value_repr(getattr(module, f.name))) for f in dataclasses.fields(module)
                  if f.name not in ("parent", "name")])
 
 
