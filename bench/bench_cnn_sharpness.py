@@ -45,7 +45,6 @@ import numpy as np
 
 import timing
 from earlytrain import cnn, hessian, losses, models, sweep, train
-from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
 
 DATASET = {"myrtle": "fashion_mnist", "resnet": "cifar10"}
@@ -53,10 +52,10 @@ DEPTH = {"myrtle": 5, "resnet": 18}
 
 
 def build(arch, depth, width, impl):
-    """A library Model whose convolutions use ``impl`` (registered under its own arch name)."""
-    name = f"{arch}-{impl}"
-    models.ARCH_BUILDERS[name] = lambda cfg: cnn.BUILDERS[arch](cfg.replace(arch=arch)).clone(conv_impl=impl)
-    return models.build(ModelConfig(arch=name, depth=depth, width=width))
+    """A library Model whose convolutions use ``impl``: the book's module, built as a network of
+    one's own (models.network), since ModelConfig leaves conv_impl to the device's default."""
+    builder = {"myrtle": cnn.myrtle, "resnet": cnn.resnet}[arch]
+    return models.build(models.network(builder(depth=depth, width=width, conv_impl=impl)))
 
 
 def aot(fn, *args, repeats=3, **static):

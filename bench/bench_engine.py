@@ -119,7 +119,7 @@ def part_tracked(args):
             cfg = sweep.SweepConfig(dataset="mnist", n_train=4096, n_measure=512, depths=(d,), widths=(w,),
                                     seeds=(1,), train=train.TrainConfig(batch_size=512, num_steps=10,
                                                                         sharpness_gap_bound=gap))
-            pt = sweep._Point(cfg, d, w)
+            pt = sweep.Point(cfg, d, w)
             cs = jnp.asarray([[c]])
             tr = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, cs, pt.data, pt.batches, cfg.train)
             k = np.asarray(tr.sharpness_matvecs)[0, 0, 1:]

@@ -1,6 +1,6 @@
 """Timing helpers shared by the benchmarks (run as scripts, so this directory is on sys.path).
 
-Importing it turns on JAX's persistent compilation cache (<repo>/.cache/jax, scripts/jaxcache.py):
+Importing it turns on JAX's persistent compilation cache (<repo>/.cache/jax, earlytrain.jaxcache):
 with a warm cache, the compile times the benches print are cache reads. Run a bench with
 JAX_COMPILATION_CACHE_DIR= (empty) to measure real compiles.
 """

@@ -32,7 +32,9 @@ def _kernels(params, kind, lead=1):
 
 
 def test_registered():
-    assert {"fcn", "myrtle", "resnet"} <= set(models.ARCH_BUILDERS)
+    assert set(models.ARCHITECTURES) == {"fcn", "myrtle", "resnet"}
+    with pytest.raises(TypeError):  # a table, not a registry to mutate
+        models.ARCHITECTURES["mine"] = models.Architecture(lambda cfg: None, 1)
 
 
 @pytest.mark.parametrize("shape", [MNIST_X, CIFAR_X])

@@ -124,7 +124,7 @@ def test_chunked_runs_equal_one_uninterrupted_run(tmp_path, monkeypatch):
                                  window=0.3, n_window=2, chunk=3, bin_ratio=1.5)
     out = saturation.saturation_point(cfg)
     T = int(max(g["steps"][-1] for g in saturation.plan(cfg)))
-    pt = sweep._Point(cfg.sweep.replace(T1=1, train=cfg.sweep.train.replace(num_steps=T)), 3, 8)
+    pt = sweep.Point(cfg.sweep.replace(T1=1, train=cfg.sweep.train.replace(num_steps=T)), 3, 8)
     c = np.broadcast_to(cfg.sweep.c_grid, (2, len(cfg.sweep.c_grid)))
     tr = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, jnp.asarray(c), pt.data, pt.batches,
                         cfg.sweep.train.replace(num_steps=T))

@@ -15,7 +15,7 @@ from earlytrain import sweep
 cfg = sweep.from_params(dataset="mnist", depths=[2], widths=[16], seeds=[1, 2], n_train=512,
                         n_measure=128, batch_size=128, num_steps=4, T1=4, x_max=4.0, x_step=1.0,
                         sharpness_iters=6)
-pt = sweep._Point(cfg, 2, 16)
+pt = sweep.Point(cfg, 2, 16)
 c = np.array([[1.0, 8.0], [2.0, 4.0]])
 sharded = sweep.shard_seeds((jnp.asarray(c),))[0]
 tr = pt.run(c, True, 2)

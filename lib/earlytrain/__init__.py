@@ -1,9 +1,15 @@
 """earlytrain: the tested JAX library behind the executable book.
 
+For a model of one's own, ``earlytrain.api`` (its functions are also here at the top level:
+``earlytrain.phase_diagram(...)``).
+
 Modules (one job each):
+  api       -- the public entry: lambda_0, trajectories, critical constants of any model.
   errors    -- ConfigError and the validation helpers every entry point calls first.
-  data      -- MNIST / Fashion-MNIST / CIFAR-10 from local raw files (tfds when online).
-  models    -- FCN (SP / NTP at criticality) and output variants; Model = (init, apply).
+  data      -- MNIST / Fashion-MNIST / CIFAR-10 from local raw files (tfds when online);
+               Arrays (one's own x, y).
+  models    -- FCN (SP / NTP at criticality), output variants, Network (one's own model);
+               Model = (init, apply). cnn: the Myrtle and ResNet modules.
   losses    -- MSE (0.5 * mean, as the paper) and softmax cross-entropy.
   hessian   -- Hessian-vector products, power iteration, Lanczos, dense reference.
   train     -- one early-training run as a lax.scan, vmapped over seeds and c.
@@ -12,8 +18,22 @@ Modules (one job each):
   sweep     -- sweeps over (dataset, depth, width, seed, c) -> xarray.Dataset.
   cache     -- content-addressed, atomic on-disk results keyed by config + code hash.
   cluster   -- where a sweep's points are computed: this process or a Dask cluster.
+  jaxcache  -- the project's JAX persistent compilation cache setting.
+  memory    -- the memory a point needs, checked before compute; batch sizes from the device.
   uv        -- the exactly solvable uv model (two-layer linear net, one example).
   plotting  -- figure builders (return matplotlib Figures; captions live in the book).
 """
 
 __version__ = "0.1.0"
+
+# The API's functions at the top level, imported on first use: ``import earlytrain`` stays free
+# of JAX (scripts import earlytrain.jaxcache before JAX reads its environment).
+_API = ("lambda_0", "trajectories", "critical_constants", "phase_diagram", "network")
+__all__ = list(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'earlytrain' has no attribute {name!r}")

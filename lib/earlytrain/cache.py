@@ -1,6 +1,10 @@
 """Content-addressed, atomic on-disk cache for results (xarray Datasets).
 
 A result is keyed by ``sha256(function name + canonical JSON of its config + code hash)``.
+A configuration may hold code or data of the user's (``models.Network``, ``data.Arrays``): they
+enter the JSON through their ``cache_json()`` (the source hash of the user's module or its
+``version=``, the sha256 of the arrays), so an edit to the user's model recomputes and a re-run
+does not.
 The code hash of a cached function is that of the source of its module and of every module of
 this package it imports, directly or not (read statically from the ``import`` statements:
 ``module_deps``), so an edit to the physics recomputes exactly the results it can change:
@@ -149,6 +153,11 @@ def code_hash_for(fn: Callable) -> str:
 
 
 def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "cache_json") and not isinstance(obj, type):
+        # what a value that holds code or arrays is keyed on: a network of one's own
+        # (models.Network: name, source hash or the user's version, point) or arrays of one's own
+        # (data.Arrays: name, sha256 of the bytes)
+        return _jsonable(obj.cache_json())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):

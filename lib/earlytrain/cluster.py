@@ -42,8 +42,12 @@ cores N-fold while they all compute) and only numpy's BLAS/OpenMP pools get the 
 """
 from __future__ import annotations
 
+import ast
 import atexit
+import inspect
+import logging
 import os
+import pickle
 import re
 import sys
 import traceback
@@ -54,7 +58,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from . import cache
+from . import cache, jaxcache
 from .errors import ConfigError
 
 ENV = "EARLYTRAIN_SCHEDULER"
@@ -120,25 +124,11 @@ def client_for(scheduler: Any = None):
     return _CLIENTS[key]
 
 
-def _jaxcache():
-    """scripts/jaxcache.py of this checkout (the project's JAX compilation cache), or None."""
-    if "jaxcache" in sys.modules:
-        return sys.modules["jaxcache"]
-    path = cache.REPO_ROOT / "scripts" / "jaxcache.py"
-    if not path.is_file():
-        return None
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("jaxcache", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def worker_env(n_workers: int) -> dict[str, str]:
     """Environment of the workers of a LocalCluster of ``n_workers``: this process's results cache
     (resolved, so a relative EARLYTRAIN_RESULTS means the same directory) and refresh flag, the
-    JAX compilation cache (scripts/jaxcache.py: this process's setting, else the project's
-    directory) and numpy's BLAS/OpenMP threads, this process's cores / n_workers. XLA's threads
+    JAX compilation cache (``jaxcache``: this process's setting, else the project's directory)
+    and numpy's BLAS/OpenMP threads, this process's cores / n_workers. XLA's threads
     are left as in this process (the module docstring says why: they decide the last bits)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     threads = str(max(1, len(cpus) // n_workers))
@@ -148,20 +138,70 @@ def worker_env(n_workers: int) -> dict[str, str]:
     for k in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
         if k in os.environ:
             env[k] = os.environ[k]
-    jc = _jaxcache()
-    if jc is not None:
-        jc.enable(env)
+    jaxcache.enable(env)
     return env
 
 
+GUARD_HELP = ("EARLYTRAIN_SCHEDULER=local:N starts worker processes that import the script that "
+              "started them again ({script}); its line {line} starts a cluster when imported, so every "
+              "worker would start one too and the cluster never comes up (\"Nanny failed to start\"). "
+              "Put the script's work under the guard:\n\n    if __name__ == \"__main__\":\n"
+              "        main()\n\nor compute in this process (unset EARLYTRAIN_SCHEDULER)")
+
+
+def _module_level_call(main) -> int | None:
+    """The line of the script ``main`` (sys.modules["__main__"]) whose top-level statement is now
+    running, if this call comes from the script's module-level code; None otherwise."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def check_main_guard() -> None:
+    """ConfigError (with what to do) when a LocalCluster would be started from the top level of a
+    script that is not under ``if __name__ == "__main__":``.
+
+    Dask starts a LocalCluster's workers with multiprocessing's "spawn", which runs the parent's
+    main script again in each new process (as ``__mp_main__``). Unguarded, the script reaches its
+    sweep again in every worker, which tries to start its own cluster, and the parent fails after
+    a 40-line traceback ending in "Nanny failed to start". Detected before anything starts: in
+    the parent, the line of the script now running is read from the call stack and looked up in
+    the script's syntax tree; in a spawned child, by the name ``__mp_main__`` itself. Notebooks
+    and interactive sessions have no script file and are never affected."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return
+    if main.__name__ == "__mp_main__":
+        raise ConfigError(GUARD_HELP.format(script=path, line="(being imported by a worker)"))
+    line = _module_level_call(main)
+    if line is None or not os.path.isfile(path):
+        return
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return
+
+    def is_guard(node) -> bool:
+        t = node.test if isinstance(node, ast.If) else None
+        return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
+                and len(t.comparators) == 1 and isinstance(t.comparators[0], ast.Constant)
+                and t.comparators[0].value == "__main__")
+    if not any(is_guard(n) and n.lineno <= line <= n.end_lineno for n in tree.body):
+        raise ConfigError(GUARD_HELP.format(script=path, line=line))
+
+
 def _local_client(n: int):
+    check_main_guard()  # before anything starts
     env = worker_env(n)
     key = ("local", n, tuple(sorted(env.items())))
     if key in _CLIENTS and _CLIENTS[key].status == "running":
         return _CLIENTS[key]
     for k in [k for k in _CLIENTS if k[0] == "local"]:  # another results dir, say: not reused
         _close(_CLIENTS.pop(k))
-    import logging
     from distributed import Client, LocalCluster
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, env=env, preload=[__name__],
@@ -189,10 +229,8 @@ def _close_all() -> None:
 def dask_setup(worker=None) -> None:
     """Worker preload (LocalCluster sets it; ``dask worker ... --preload earlytrain.cluster``
     elsewhere): before the first task imports JAX, default the JAX compilation cache to the
-    project's (scripts/jaxcache.py) unless the worker's environment sets one."""
-    jc = _jaxcache()
-    if jc is not None:
-        jc.enable()
+    project's (``jaxcache``) unless the worker's environment sets one."""
+    jaxcache.enable()
 
 
 def _compute(fn: Callable, name: str | None, code: str | None, args: tuple):
@@ -217,7 +255,6 @@ def _compute(fn: Callable, name: str | None, code: str | None, args: tuple):
     except OSError:
         raise
     except Exception as err:  # noqa: BLE001  (reported by the client, with the point)
-        import pickle
         text, tb = f"{type(err).__name__}: {err}", traceback.format_exc()
         try:
             pickle.loads(pickle.dumps(err))

@@ -1,10 +1,12 @@
 """Convolutional architectures of the paper: Myrtle CNNs (SPEC 1.2) and ResNet-18/34 v1 without
 normalisation (SPEC 1.3), as flax.linen Modules mapping x [B, H, W, C] -> f [B, n_out].
 
-They are registered in ``models.ARCH_BUILDERS`` as ``"myrtle"`` and ``"resnet"``; the output
-variants of ``ModelConfig`` (zero last layer, centering, fixed output norm, width scaling) are
-applied around them by ``models.build``, exactly as for the FCN. The builders here check the
-fields that only make sense for one architecture and raise ``ConfigError`` naming the field.
+This module knows nothing of the sweeps' configurations: ``models.ARCHITECTURES`` maps the names
+``"myrtle"`` and ``"resnet"`` of ``ModelConfig.arch`` to the builders here (``myrtle``,
+``resnet``: keywords in, a Flax module out), and ``models.build`` applies the output variants
+(zero last layer, centering, fixed output norm, width scaling) around them exactly as for the FCN
+or a network of one's own. The builders check the fields that only make sense for one
+architecture and raise ``ConfigError`` naming the field.
 
 Myrtle-d (d in {5, 7, 10}; the paper's code ``model_utils.Myrtle``):
   d - 1 blocks of [3x3 conv, SAME, stride 1, no bias, W ~ N(0, sigma_w2 / (9 C_in)) untruncated
@@ -43,7 +45,7 @@ pooling ("xla") on accelerators.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -51,9 +53,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from .errors import check, check_choice
-
-if TYPE_CHECKING:  # models imports this module at its end; no runtime import the other way
-    from .models import ModelConfig
 
 POOL_LIST = {5: (1, 2, 3), 7: (1, 3, 5), 10: (2, 5, 8)}  # blocks followed by an avg_pool
 RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}  # basic blocks per stage
@@ -200,35 +199,27 @@ class ResNet(nn.Module):
         return nn.Dense(self.n_out, kernel_init=kernel_init)(h)
 
 
-def _check_sp(cfg: "ModelConfig") -> None:
-    check(cfg.parameterization == "sp", "parameterization",
-          f"'sp' for arch={cfg.arch!r} (only the FCN has an NTP version)", cfg.parameterization)
-
-
-def myrtle(cfg: "ModelConfig") -> nn.Module:
-    """Builder for arch="myrtle": depth in {5, 7, 10}, width = channels; sigma_w2 / sigma_last2
+def myrtle(*, depth: int, width: int, n_out: int = 10, sigma_w2: float = 2.0, sigma_last2: float = 1.0,
+           bias: bool = False, zero_last: bool = False, conv_impl: Optional[str] = None) -> nn.Module:
+    """The Myrtle-``depth`` module: depth in {5, 7, 10}, width = channels; sigma_w2 / sigma_last2
     set the conv / readout variances (defaults 2 and 1 are the paper's); bias adds zero-init
     biases to every layer (the paper has none)."""
-    check_choice(cfg.depth, "depth", tuple(POOL_LIST))
-    _check_sp(cfg)
-    return Myrtle(depth=cfg.depth, width=cfg.width, n_out=cfg.n_out, sigma_w2=cfg.sigma_w2,
-                  sigma_last2=cfg.sigma_last2, use_bias=cfg.bias, zero_last=cfg.last_layer == "zero")
+    check_choice(depth, "depth", tuple(POOL_LIST))
+    return Myrtle(depth=depth, width=width, n_out=n_out, sigma_w2=sigma_w2, sigma_last2=sigma_last2,
+                  use_bias=bias, zero_last=zero_last, conv_impl=conv_impl)
 
 
-def resnet(cfg: "ModelConfig") -> nn.Module:
-    """Builder for arch="resnet": depth 18 or 34, width = filters of the first stage. The init is
+def resnet(*, depth: int, width: int, n_out: int = 10, sigma_w2: float = 2.0, sigma_last2: float = 1.0,
+           bias: bool = False, zero_last: bool = False, conv_impl: Optional[str] = None) -> nn.Module:
+    """The ResNet-``depth`` module: depth 18 or 34, width = filters of the first stage. The init is
     the Flax example's (lecun_normal convs, readout bias always present), so sigma_w2,
     sigma_last2 and bias must keep their defaults rather than being silently ignored."""
-    check_choice(cfg.depth, "depth", tuple(RESNET_STAGES))
-    _check_sp(cfg)
-    check(cfg.sigma_w2 == 2.0, "sigma_w2", "the default 2.0 for arch='resnet' (its convs use the "
-          "fixed lecun_normal init, SPEC 1.3)", cfg.sigma_w2)
-    check(cfg.sigma_last2 == 1.0, "sigma_last2", "the default 1.0 for arch='resnet' (lecun_normal "
-          "readout, SPEC 1.3)", cfg.sigma_last2)
-    check(not cfg.bias, "bias", "False for arch='resnet' (convs have no bias; the readout always "
-          "has a zero-init bias, SPEC 1.3)", cfg.bias)
-    return ResNet(stage_sizes=RESNET_STAGES[cfg.depth], width=cfg.width, n_out=cfg.n_out,
-                  zero_last=cfg.last_layer == "zero")
-
-
-BUILDERS = {"myrtle": myrtle, "resnet": resnet}
+    check_choice(depth, "depth", tuple(RESNET_STAGES))
+    check(sigma_w2 == 2.0, "sigma_w2", "the default 2.0 for arch='resnet' (its convs use the "
+          "fixed lecun_normal init, SPEC 1.3)", sigma_w2)
+    check(sigma_last2 == 1.0, "sigma_last2", "the default 1.0 for arch='resnet' (lecun_normal "
+          "readout, SPEC 1.3)", sigma_last2)
+    check(not bias, "bias", "False for arch='resnet' (convs have no bias; the readout always "
+          "has a zero-init bias, SPEC 1.3)", bias)
+    return ResNet(stage_sizes=RESNET_STAGES[depth], width=width, n_out=n_out, zero_last=zero_last,
+                  conv_impl=conv_impl)

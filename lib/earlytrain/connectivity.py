@@ -100,7 +100,7 @@ def interpolation_grid(model: Model, loss_name: str, params0, paramsT, aux, x, y
     return jax.vmap(lambda p0, a, pTs: jax.vmap(lambda pT: one(p0, a, pT))(pTs))(params0, aux, paramsT)
 
 
-def _runs_and_lines(pt: "sweep._Point", c: np.ndarray, cfg: ConnectivityConfig):
+def _runs_and_lines(pt: "sweep.Point", c: np.ndarray, cfg: ConnectivityConfig):
     """Run T1 steps at c [S, K] and interpolate -> (loss line [S, K, n_tau], loss0 [S], diverged [S, K])."""
     tcfg = cfg.sweep.train.replace(measure_sharpness=False)
     tr, pT = train.run_grid(pt.model, pt.params, pt.aux, pt.lam0, jnp.asarray(c), pt.data, pt.batches,
@@ -136,7 +136,7 @@ def barrier_point(cfg: ConnectivityConfig) -> xr.Dataset:
     crit = cache.cached(sweep.critical_point, name="sweep.critical_point")(scfg)
     c_grid, n, S = scfg.c_grid, len(scfg.c_grid), len(scfg.seeds)
     i_div = _first_divergent_index(crit["c_max"].values, crit["c_max_censored"].values, c_grid)
-    pt = sweep._Point(scfg, depth, width)
+    pt = sweep.Point(scfg, depth, width)
     memo: dict[tuple[int, int], tuple[bool, float]] = {}
 
     def evaluate(idx: np.ndarray) -> np.ndarray:
@@ -196,7 +196,7 @@ def interpolation_point(cfg_and_c: dict) -> xr.Dataset:
         cfg = ConnectivityConfig(**cfg)
     scfg = cfg.sweep
     (depth,), (width,) = scfg.depths, scfg.widths
-    pt = sweep._Point(scfg, depth, width)
+    pt = sweep.Point(scfg, depth, width)
     S = len(scfg.seeds)
     line, loss0, div = _runs_and_lines(pt, np.broadcast_to(c, (S, len(c))).copy(), cfg)
     L_int = np.where(div[..., None], np.nan, line - loss0[:, None, None])

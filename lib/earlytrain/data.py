@@ -20,6 +20,10 @@ does the same, from one of two sources:
   falling back to ``tfds.as_numpy(tfds.load(..., batch_size=-1))``. It downloads only if the
   network answers within a few seconds; offline it fails at once with a clear error.
 
+Data of one's own: ``arrays(x, y)`` wraps arrays in memory (``Arrays``) so that a sweep takes
+them wherever it takes a data set's name (``SweepConfig.dataset``); ``example_shape`` and
+``train_size`` answer for both.
+
 ``source="auto"`` tries local files first, then tfds (if importable and the data set is prepared,
 or the network is reachable).
 
@@ -40,8 +44,9 @@ import threading
 import urllib.parse
 import urllib.request
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -116,6 +121,75 @@ class Data(NamedTuple):
     x: np.ndarray
     y: np.ndarray
     labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A data set of one's own, in memory: x float32 [N, ...] inputs (used as given: standardize
+    them yourself if the model expects it), y float32 [N, k] targets (one-hot for classification).
+
+    Made by ``arrays``. Equality and hashing use ``digest`` (sha256 of the arrays' bytes, shapes
+    and dtypes), which is also what the results cache keys on, so the same arrays give the same
+    cached results and any change to them recomputes."""
+    x: np.ndarray = field(compare=False, repr=False)
+    y: np.ndarray = field(compare=False, repr=False)
+    name: str
+    digest: str
+
+    def cache_json(self) -> dict:
+        return {"arrays": self.name, "sha256": self.digest, "x": list(self.x.shape), "y": list(self.y.shape)}
+
+    def __str__(self) -> str:
+        return f"{self.name} (x {list(self.x.shape)}, y {list(self.y.shape)}, sha256 {self.digest[:12]})"
+
+
+def arrays(x, y, name: str = "arrays") -> Arrays:
+    """``Arrays`` from inputs x [N, ...] and targets y: [N, k] (float), or integer labels [N],
+    one-hot encoded into k = max label + 1 classes. ConfigError (naming x or y) for anything else."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    check(x.ndim >= 2 and x.shape[0] >= 1 and np.issubdtype(x.dtype, np.number), "x",
+          "a numeric array [N, ...] with N >= 1 examples", f"shape {x.shape}, dtype {x.dtype}")
+    check(y.shape[:1] == x.shape[:1], "y", f"{x.shape[0]} targets (one per example of x)", f"shape {y.shape}")
+    if y.ndim == 1:
+        check(np.issubdtype(y.dtype, np.integer) and y.min() >= 0, "y",
+              "integer labels >= 0 [N] or targets [N, k]", f"shape {y.shape}, dtype {y.dtype}")
+        y = one_hot(y, int(y.max()) + 1)
+    check(y.ndim == 2 and np.issubdtype(y.dtype, np.number), "y", "targets [N, k] or integer labels [N]",
+          f"shape {y.shape}, dtype {y.dtype}")
+    x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
+    check(bool(np.isfinite(x).all()), "x", "finite values", "NaN or inf")
+    check(bool(np.isfinite(y).all()), "y", "finite values", "NaN or inf")
+    h = hashlib.sha256()
+    for a in (x, y):
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return Arrays(x, y, str(name), h.hexdigest())
+
+
+def example_shape(dataset: Union[str, Arrays]) -> tuple:
+    """Shape of one input example of a data set name or of ``Arrays``."""
+    return tuple(dataset.x.shape[1:]) if isinstance(dataset, Arrays) else SHAPES[dataset]
+
+
+def train_size(dataset: Union[str, Arrays]) -> int:
+    """Examples a sweep may draw its pool from (the training split of a named data set)."""
+    return dataset.x.shape[0] if isinstance(dataset, Arrays) else SPLIT_SIZES[dataset]["train"]
+
+
+def n_targets(dataset: Union[str, Arrays]) -> int:
+    """Outputs k the model must have."""
+    return dataset.y.shape[1] if isinstance(dataset, Arrays) else NUM_CLASSES
+
+
+def load_pool(dataset: Union[str, Arrays], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x [n, ...], y [n, k]): the seeded subset of ``load`` for a name; for ``Arrays``, the same
+    rule on the user's arrays (the first n of ``default_rng(seed).permutation(N)``)."""
+    if isinstance(dataset, Arrays):
+        idx = subset_indices(dataset.x.shape[0], n, seed)
+        return dataset.x[idx], dataset.y[idx]
+    d = load(dataset, n=n, seed=seed)
+    return d.x, d.y
 
 
 class RawData(NamedTuple):

@@ -3,8 +3,7 @@ reject what cannot fit with a ConfigError naming the parameters to lower.
 
 The estimate (bytes of the float dtype, x4 for float32) is the sum of
   * data:        the SGD pool, n_train x input size (held on the device for the whole point);
-  * parameters:  S initialisations of P parameters (``jax.eval_shape`` of the model's init: no
-                 allocation, so a width of 10^7 is measured, not built);
+  * parameters:  S initialisations of P parameters;
   * lambda_0:    S vmapped measurements, each with a Lanczos basis of 2 x sharpness_iters vectors
                  of size P plus a few work vectors, and the activations of n_measure examples;
   * runs:        the runs evaluated at once (1 with the sequential "map" batching of the CPU;
@@ -12,12 +11,33 @@ The estimate (bytes of the float dtype, x4 for float32) is the sum of
                  each with params, gradient, updated params and the warm-start vector, a Lanczos
                  basis of sharpness_iters vectors and the activations of batch_size + n_measure
                  examples (x4: forward, backward, forward-over-reverse for Hessian products).
-Activations per example are width x depth for an FCN and H x W x width x depth for a CNN: a
-rough upper figure; the check is meant to stop gross mistakes (31 GB on a 24 GB machine), not to
-size a run to the last megabyte.
 
-The limit is ``EARLYTRAIN_MEMORY_LIMIT`` (bytes, or with a suffix K, M, G, T) if set, else the
-memory available now (the device's ``bytes_limit`` on an accelerator, MemAvailable on the CPU).
+P and the activations are read from the model itself, whatever it is (the book's FCN or CNNs, or
+a network of one's own), without allocating anything: P from ``jax.eval_shape`` of its init, the
+activations per example as the difference between the values its forward pass creates for a batch
+of two examples and for one (``jax.make_jaxpr``: every intermediate array, nested calls
+included). A width of 10^7 is measured, not built. The check is meant to stop gross mistakes
+(31 GB on a 24 GB machine), not to size a run to the last megabyte.
+
+The limit (``limit_bytes``) is ``EARLYTRAIN_MEMORY_LIMIT`` (bytes, or with a suffix K, M, G, T)
+if set, else the memory available now: on an accelerator, the device's own allocator statistics
+(``device_limit``), on the CPU, MemAvailable.
+
+Accelerators and XLA's preallocation. By default JAX's GPU client reserves
+``XLA_PYTHON_CLIENT_MEM_FRACTION`` (0.75) of the device's memory at its first allocation
+(``XLA_PYTHON_CLIENT_PREALLOCATE``, default true) and serves every array from that pool. The
+system's view of free memory (nvidia-smi) then says the device is nearly full before the first
+sweep, while the pool is almost empty. So the limit is read from the allocator, never from the
+system: ``bytes_limit`` (the pool, the fraction of the device it may use, preallocated or not)
+minus ``bytes_in_use`` (the live arrays of this process). Without preallocation the pool's
+limit is the same fraction; the memory another process holds is not seen (it fails at
+allocation, as it would anyway).
+
+Per-batch sizes. With ``c_chunk=None`` in a SweepConfig, the runs vmapped together when measuring
+sharpness follow the device's memory: ``auto_c_chunk`` picks the largest chunk (up to the c grid)
+whose point fits in ``FILL`` of the limit, so a paper-preset point on a large GPU runs in large
+batches instead of 8 at a time. With the sequential "map" batching of the CPU a chunk costs no
+memory and the default of 8 is kept.
 """
 from __future__ import annotations
 
@@ -25,9 +45,25 @@ import functools
 import math
 import os
 
-from .errors import ConfigError
+import jax
+import jax.numpy as jnp
+
+from . import data, models, search, train
+from .errors import ConfigError, check
 
 _SUFFIX = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+FILL = 0.8          # share of the limit an automatically sized point may fill
+AUTO_CHUNK_CPU = 8  # c_chunk=None under the "map" batching (CPU): runs one at a time anyway
+
+
+def device_limit(stats: dict | None) -> float:
+    """Bytes this process may still allocate on an accelerator, from its ``memory_stats()``:
+    ``bytes_limit - bytes_in_use`` (see the module docstring on preallocation); inf when the
+    allocator does not report a limit (e.g. ``XLA_PYTHON_CLIENT_ALLOCATOR=platform``)."""
+    stats = stats or {}
+    if "bytes_limit" not in stats:
+        return math.inf
+    return max(0.0, float(stats["bytes_limit"]) - float(stats.get("bytes_in_use", 0)))
 
 
 def limit_bytes() -> float:
@@ -40,53 +76,97 @@ def limit_bytes() -> float:
         except ValueError:
             raise ConfigError(f"EARLYTRAIN_MEMORY_LIMIT: expected a number of bytes, optionally with "
                               f"a suffix K, M, G or T (e.g. 8G), got {os.environ['EARLYTRAIN_MEMORY_LIMIT']!r}")
-    import jax
     dev = jax.devices()[0]
     if dev.platform != "cpu":
-        stats = dev.memory_stats() or {}
-        if "bytes_limit" in stats:
-            return float(stats["bytes_limit"]) - float(stats.get("bytes_in_use", 0))
+        return device_limit(dev.memory_stats())
     try:
-        import psutil
+        import psutil  # optional: without it the CPU limit is unknown
         return float(psutil.virtual_memory().available)
     except ImportError:
         return math.inf
 
 
+def _jaxpr_floats(jaxpr) -> int:
+    """Elements of every value a jaxpr creates. A call with a jaxpr of its own (pjit, custom_jvp:
+    jax.nn.relu is one) counts the values its body creates, not its outputs again."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        inner = [getattr(sub, "jaxpr", sub) for p in eqn.params.values()
+                 for sub in (p if isinstance(p, (list, tuple)) else (p,))]
+        inner = [j for j in inner if hasattr(j, "eqns")]
+        if inner:
+            total += max(_jaxpr_floats(j) for j in inner)  # custom_jvp: the primal and its rule
+        else:
+            total += sum(math.prod(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape"))
+    return total
+
+
 @functools.lru_cache(maxsize=64)
-def _param_count(model_cfg, input_shape: tuple) -> int:
-    import jax
-    import jax.numpy as jnp
-    from . import models
-    model = models.build(model_cfg)
-    params, _ = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                               jax.ShapeDtypeStruct((1,) + input_shape, jnp.float32))
-    return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+def model_shapes(spec, input_shape: tuple) -> tuple[int, int, tuple]:
+    """(P parameters, activations per example, output shape per example) of the model of ``spec``
+    (a ModelConfig or a Network at its point) on inputs of ``input_shape``, without allocating."""
+    model = models.build(spec)
+    key = jax.random.PRNGKey(0)
+    x1 = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
+    x2 = jax.ShapeDtypeStruct((2,) + tuple(input_shape), jnp.float32)
+    params, aux = jax.eval_shape(model.init, key, x1)
+    P = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+    out = jax.eval_shape(model.apply, params, aux, x1)
+    a1, a2 = (_jaxpr_floats(jax.make_jaxpr(model.apply)(params, aux, x).jaxpr) for x in (x1, x2))
+    return P, max(a2 - a1, 1), tuple(out.shape[1:])
 
 
-def point_bytes(cfg, depth: int, width: int) -> dict[str, float]:
+def check_output(cfg, depth: int, width: int) -> None:
+    """ConfigError if the model's output per example is not the data's targets [k]."""
+    _, _, out = model_shapes(cfg.model.at(depth, width), data.example_shape(cfg.dataset))
+    k = data.n_targets(cfg.dataset)
+    check(out == (k,), "model", f"outputs of shape [B, {k}] (the targets y of {cfg.dataset} have {k} "
+          "values per example; a ModelConfig sets them with n_out)", f"[B, {', '.join(map(str, out))}]")
+
+
+def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None) -> dict[str, float]:
     """Estimated bytes of each term of the peak memory of the point (depth, width) of ``cfg``
-    (a SweepConfig): {"data", "parameters", "lambda_0", "runs"}."""
-    import jax.numpy as jnp
-    from . import data, search, train
-    shape = data.SHAPES[cfg.dataset]
+    (a SweepConfig): {"data", "parameters", "lambda_0", "runs"}. ``c_chunk`` overrides the
+    config's (None there: ``auto_c_chunk``)."""
+    shape = data.example_shape(cfg.dataset)
     item = jnp.dtype(jnp.result_type(float)).itemsize
-    P = _param_count(cfg.model.replace(depth=depth, width=width), shape)
+    P, act1, out = model_shapes(cfg.model.at(depth, width), shape)
     S, n, k = len(cfg.seeds), len(cfg.c_grid), cfg.train.sharpness_iters
-    hw = shape[0] * shape[1] if cfg.model.arch != "fcn" else 1
-    act = 4 * (hw * width * depth + cfg.model.n_out)  # per example, forward + backward + HVP
+    act = 4 * act1  # per example: forward + backward + forward-over-reverse for HVPs
     B = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
     M = cfg.n_measure
+    chunk = c_chunk or cfg.c_chunk or 1
     if train.default_batching() == "map":
         at_once = 1
     else:
         loss_k = {"grid": n, "coarse_to_fine": math.ceil(n / cfg.stride)}.get(cfg.search, 1)
-        at_once = S * max(min(cfg.c_chunk, n), loss_k)
+        at_once = S * max(min(chunk, n), loss_k)
     assert cfg.search in search.STRATEGIES
-    return {"data": item * cfg.n_train * (math.prod(shape) + cfg.model.n_out),
+    return {"data": item * cfg.n_train * (math.prod(shape) + math.prod(out)),
             "parameters": item * S * P,
             "lambda_0": item * S * ((2 * k + 4) * P + M * act),
             "runs": item * at_once * ((k + 4) * P + (B + M) * act)}
+
+
+def _need(parts: dict) -> float:
+    return parts["data"] + parts["parameters"] + max(parts["lambda_0"], parts["runs"])
+
+
+def auto_c_chunk(cfg, depth: int, width: int, have: float | None = None) -> int:
+    """Runs per vmapped batch for ``c_chunk=None``: the largest (up to the c grid) whose point
+    needs at most ``FILL`` x ``have`` (default ``limit_bytes()``); 1 if even one run does not fit
+    (``check_point`` then reports it); ``AUTO_CHUNK_CPU`` under the sequential "map" batching."""
+    if train.default_batching() == "map":
+        return AUTO_CHUNK_CPU
+    have = limit_bytes() if have is None else have
+    n = len(cfg.c_grid)
+    if _need(point_bytes(cfg, depth, width, n)) <= FILL * have:
+        return n
+    lo, hi = 1, n  # need(lo) fits or lo = 1; need(hi) does not fit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _need(point_bytes(cfg, depth, width, mid)) <= FILL * have else (lo, mid)
+    return lo
 
 
 # the parameters that shrink each term, named in the error
@@ -96,9 +176,11 @@ _LOWER = {"data": "n_train", "parameters": "widths / depths, seeds",
 
 
 def check_point(cfg, depth: int, width: int) -> None:
-    """ConfigError if the point (depth, width) of ``cfg`` needs more memory than ``limit_bytes()``."""
-    parts = point_bytes(cfg, depth, width)
-    need = parts["data"] + parts["parameters"] + max(parts["lambda_0"], parts["runs"])
+    """ConfigError if the model's output does not match the data's targets, or if the point
+    (depth, width) of ``cfg`` needs more memory than ``limit_bytes()``."""
+    check_output(cfg, depth, width)
+    parts = point_bytes(cfg, depth, width, 1 if cfg.c_chunk is None else None)
+    need = _need(parts)
     have = limit_bytes()
     if need > have:
         gb = lambda b: f"{b / 2**30:.3g} GB"

@@ -1,6 +1,13 @@
 """Models as pure functions: ``Model(init, apply)`` with ``init(key, x) -> (params, aux)`` and
 ``apply(params, aux, x) -> f`` of shape [B, n_out].
 
+Every network reaches a sweep the same way: a *spec* (``ModelConfig`` for the book's
+architectures, ``Network`` for anyone's Flax module or ``(init, apply)`` pair) gives the network
+at one (depth, width) point (``spec.at(depth, width).network()``: a Flax module or a pair), and
+``build`` wraps it into a ``Model``. The book's FCN, Myrtle and ResNet are rows of the read-only
+table ``ARCHITECTURES`` (name -> builder of a Flax module from a ``ModelConfig``); nothing is
+registered by mutation.
+
 ``aux`` holds what the output depends on but training must not change: the frozen initial
 parameters of a centered network, or the constant that fixes the initial output norm. Keeping
 it out of ``params`` means gradients and Hessians are taken with respect to ``params`` only,
@@ -22,24 +29,29 @@ Output variants (SPEC 1.4, 5), any combination:
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
-from dataclasses import dataclass
+import hashlib
+import inspect
+import types
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .errors import check, check_bool, check_choice, check_int, check_positive, check_real, strict_init
+from . import cnn
+from .errors import (ConfigError, check, check_bool, check_choice, check_int, check_positive, check_real,
+                     strict_init)
 
-ARCHS = ("fcn",)  # other architectures register themselves in ARCH_BUILDERS
 PARAMETERIZATIONS = ("sp", "ntp")
 
 
 @strict_init
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "fcn"                # architecture name, see ARCH_BUILDERS
+    arch: str = "fcn"                # architecture name, a key of ARCHITECTURES
     depth: int = 4                   # number of weight layers d (FCN); Myrtle depth; ResNet 18/34
     width: int = 256                 # hidden width w (FCN) / channels (CNNs)
     parameterization: str = "sp"     # "sp" or "ntp"
@@ -53,10 +65,9 @@ class ModelConfig:
     out_exp: float = 0.0             # multiply the output by width**(-out_exp)
 
     def __post_init__(self):
-        check_choice(self.arch, "arch", ARCH_BUILDERS)
+        check_choice(self.arch, "arch", ARCHITECTURES)
         check_int(self.width, "width", minimum=1)
-        min_depth = 2 if self.arch == "fcn" else 1
-        check_int(self.depth, "depth", minimum=min_depth)
+        check_int(self.depth, "depth", minimum=ARCHITECTURES[self.arch].min_depth)  # the rest: its builder
         check_choice(self.parameterization, "parameterization", PARAMETERIZATIONS)
         check_choice(self.last_layer, "last_layer", ("standard", "zero"))
         check_positive(self.sigma_w2, "sigma_w2")
@@ -73,6 +84,19 @@ class ModelConfig:
 
     def replace(self, **kw) -> "ModelConfig":
         return dataclasses.replace(self, **kw)
+
+    def at(self, depth: int, width: int) -> "ModelConfig":
+        """This configuration at the sweep point (depth, width)."""
+        return self.replace(depth=depth, width=width)
+
+    def network(self) -> nn.Module:
+        """The raw Flax module of ``arch`` (its builder checks the architecture's own fields)."""
+        return ARCHITECTURES[self.arch].build(self)
+
+    @property
+    def out_mult(self) -> float:
+        """The output factor width^-out_exp applied by ``build``."""
+        return float(self.width) ** (-self.out_exp)
 
 
 class Model(NamedTuple):
@@ -133,25 +157,80 @@ def _fcn(cfg: ModelConfig) -> nn.Module:
                zero_last=cfg.last_layer == "zero")
 
 
-ARCH_BUILDERS: dict[str, Callable[[ModelConfig], nn.Module]] = {"fcn": _fcn}
+def _sp_only(cfg: ModelConfig) -> None:
+    check(cfg.parameterization == "sp", "parameterization",
+          f"'sp' for arch={cfg.arch!r} (only the FCN has an NTP version)", cfg.parameterization)
 
 
-def build(cfg: ModelConfig) -> Model:
-    """The Model for ``cfg``, with the output variants applied around the raw network."""
-    net = ARCH_BUILDERS[cfg.arch](cfg)
-    out_mult = float(cfg.width) ** (-cfg.out_exp)
+def _myrtle(cfg: ModelConfig) -> nn.Module:
+    """arch="myrtle" (paper section 4 / SPEC 1.2): depth in {5, 7, 10}, width = channels."""
+    _sp_only(cfg)
+    return cnn.myrtle(depth=cfg.depth, width=cfg.width, n_out=cfg.n_out, sigma_w2=cfg.sigma_w2,
+                      sigma_last2=cfg.sigma_last2, bias=cfg.bias, zero_last=cfg.last_layer == "zero")
 
-    def raw(params, x):
-        return net.apply({"params": params}, x) * out_mult
+
+def _resnet(cfg: ModelConfig) -> nn.Module:
+    """arch="resnet" (SPEC 1.3): depth 18 or 34, width = filters of the first stage."""
+    _sp_only(cfg)
+    return cnn.resnet(depth=cfg.depth, width=cfg.width, n_out=cfg.n_out, sigma_w2=cfg.sigma_w2,
+                      sigma_last2=cfg.sigma_last2, bias=cfg.bias, zero_last=cfg.last_layer == "zero")
+
+
+class Architecture(NamedTuple):
+    """A row of ``ARCHITECTURES``: ``build(cfg) -> nn.Module`` (checks the fields only this
+    architecture constrains, ConfigError naming the field) and the least depth it has, which
+    ``ModelConfig`` checks on construction (the exact depths, e.g. Myrtle's {5, 7, 10}, are checked
+    by ``build`` at each sweep point, since a sweep sets the depth per point)."""
+    build: Callable[[ModelConfig], nn.Module]
+    min_depth: int
+
+
+#: The book's architectures: name -> ``Architecture``. Read-only; a network of one's own is a
+#: ``Network``, not a new row.
+ARCHITECTURES = types.MappingProxyType({"fcn": Architecture(_fcn, 2),  # one hidden layer at least
+                                        "myrtle": Architecture(_myrtle, 1),
+                                        "resnet": Architecture(_resnet, 1)})
+
+
+def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional[float] = None,
+         config: Any = None) -> Model:
+    """The ``Model`` of a raw network, with the output variants of the module docstring.
+
+    ``net`` is a Flax module (its variables must be ``params`` only: no BatchNorm state) or a
+    pair ``(init, apply)`` with ``init(key, x [1, ...]) -> params`` and ``apply(params, x [B, ...])
+    -> f [B, k]``. A module is initialised on one example (``x[:1]``): the parameters do not
+    depend on the batch."""
+    if isinstance(net, nn.Module):
+        def raw_init(key, x):
+            variables = net.init(key, x[:1])
+            extra = sorted(set(variables) - {"params"})
+            if extra:
+                raise ConfigError(f"model: a Flax module with only 'params' variables (the sweeps train "
+                                  f"params only), got also the collections {extra} (e.g. BatchNorm "
+                                  "statistics); use a module without mutable state")
+            return variables["params"]
+
+        def raw(params, x):
+            return net.apply({"params": params}, x) * out_mult
+    else:
+        check(isinstance(net, tuple) and len(net) == 2 and all(callable(f) for f in net), "model",
+              "a Flax module or a pair (init, apply) of functions", net)
+        pair_init, pair_apply = net
+
+        def raw_init(key, x):
+            return pair_init(key, x[:1])
+
+        def raw(params, x):
+            return pair_apply(params, x) * out_mult
 
     def init(key, x):
-        params = net.init(key, x[:1])["params"]
+        params = raw_init(key, x)
         aux = {}
-        if cfg.centered:
+        if centered:
             aux["params0"] = params
-        if cfg.out_alpha is not None:
+        if out_alpha is not None:
             norm0 = jnp.mean(jnp.linalg.norm(raw(params, x), axis=-1))
-            aux["scale"] = cfg.out_alpha / norm0
+            aux["scale"] = out_alpha / norm0
         return params, aux
 
     def apply(params, aux, x):
@@ -163,7 +242,239 @@ def build(cfg: ModelConfig) -> Model:
             f = f - (aux["scale"] * f0 if "scale" in aux else f0)
         return f
 
-    return Model(init, apply, cfg)
+    return Model(init, apply, config)
+
+
+def build(spec) -> Model:
+    """The Model of a spec at its point: a ``ModelConfig`` (the book's architectures, with its
+    output variants) or a ``Network`` (a module or pair of one's own). One path for both."""
+    if isinstance(spec, ModelConfig):
+        return wrap(spec.network(), spec.out_mult, spec.centered, spec.out_alpha, spec)
+    check(isinstance(spec, Network), "model", "a ModelConfig or a Network", spec)
+    return wrap(spec.network(), config=spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks of one's own
+
+
+def _source(obj) -> str:
+    """The source of a function or class. For a lambda, ``inspect`` returns the whole statement
+    around it (``api.phase_diagram(lambda width: M(width), ..., widths=[...])``): the lambda
+    alone is kept when it is the only one there, so the call's other arguments are not part of
+    the model's identity."""
+    src = inspect.getsource(inspect.unwrap(obj))
+    src = inspect.cleandoc(src) if src.startswith((" ", "\t")) else src
+    if getattr(obj, "__name__", "") == "<lambda>":
+        try:
+            found = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Lambda)]
+        except SyntaxError:  # a fragment of a longer statement: keep the text
+            found = []
+        if len(found) == 1:
+            return ast.unparse(found[0])
+    return src
+
+
+def _is_plain(val) -> bool:
+    """A value whose repr is its identity: numbers, strings, None, tuples / lists of them."""
+    if isinstance(val, (tuple, list)):
+        return all(_is_plain(v) for v in val)
+    return isinstance(val, (bool, int, float, complex, str, bytes, type(None)))
+
+
+def _code_names(code: types.CodeType) -> set:
+    """The global names ``code`` and the code objects nested in it read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _user_globals(code: types.CodeType, glb: dict, module: str):
+    """The classes and functions of the user's module ``module`` that ``code`` (and the code
+    objects nested in it) names as globals."""
+    names = _code_names(code)
+    return [(n, glb[n]) for n in sorted(names)
+            if n in glb and isinstance(glb[n], (type, types.FunctionType))
+            and getattr(glb[n], "__module__", None) == module]
+
+
+# methods that dataclasses (hence every Flax module) write with exec: no source, nothing of the user's
+_DATACLASS_MADE = frozenset({"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__",
+                             "__lt__", "__le__", "__gt__", "__ge__", "__getstate__", "__setstate__"})
+
+
+def _hash_code(obj, h, seen: set) -> None:
+    """Feed ``h`` the source of ``obj`` (a function or class of the user's) and of the user's
+    functions and classes it names, recursively. OSError / TypeError when a source is missing."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, type):
+        h.update(f"class {obj.__qualname__}\0".encode())
+        if dataclasses.is_dataclass(obj):  # fields with their defaults (a Flax module's attributes)
+            h.update(repr([(f.name, _value_repr(f.default)) for f in dataclasses.fields(obj)
+                           if f.name not in ("parent", "name")]).encode())
+        for base in obj.__bases__:
+            if base.__module__ == obj.__module__:
+                _hash_code(base, h, seen)
+        for name, member in sorted(vars(obj).items()):
+            fn = inspect.unwrap(member.__func__ if isinstance(member, (classmethod, staticmethod)) else member)
+            made = (dataclasses.is_dataclass(obj) and name in _DATACLASS_MADE
+                    and getattr(getattr(fn, "__code__", None), "co_filename", "") == "<string>")
+            if isinstance(fn, types.FunctionType) and fn.__qualname__.startswith(obj.__qualname__ + ".") \
+                    and not made:
+                _hash_code(fn, h, seen)  # the methods written in the class body
+        return
+    fn = inspect.unwrap(obj)
+    h.update(f"def {fn.__qualname__}\0".encode())
+    h.update(_source(fn).encode())
+    for _, dep in _user_globals(fn.__code__, fn.__globals__, fn.__module__):
+        _hash_code(dep, h, seen)
+    # the plain values it reads (a notebook's `depth = 3` named inside a family's lambda):
+    # the same source with another value is another network
+    for name in sorted(_code_names(fn.__code__)):
+        val = fn.__globals__.get(name)
+        if name in fn.__globals__ and _is_plain(val):
+            h.update(f"{name}={val!r}\0".encode())
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):  # closed-over values
+        try:
+            val = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(val, (type, types.FunctionType)) and val.__module__ == fn.__module__:
+            _hash_code(val, h, seen)
+        elif _is_plain(val):
+            h.update(f"{name}={val!r}\0".encode())
+
+
+def _value_repr(val) -> str:
+    """A value's identity that does not change between processes: a function or class by its
+    qualified name (its repr holds a memory address), a submodule by its own fields."""
+    if isinstance(val, nn.Module):
+        return f"{type(val).__qualname__}({_field_repr(val)})"
+    if isinstance(val, (types.FunctionType, types.BuiltinFunctionType, type)) or (
+            callable(val) and hasattr(val, "__qualname__")):
+        return f"{getattr(val, '__module__', '')}.{val.__qualname__}"
+    if isinstance(val, (tuple, list)):
+        return "[" + ", ".join(_value_repr(v) for v in val) + "]"
+    if val is dataclasses.MISSING:
+        return "MISSING"
+    text = repr(val)
+    # an object without a repr of its own shows its address: its type is what is stable
+    return f"<{type(val).__module__}.{type(val).__qualname__}>" if " at 0x" in text else text
+
+
+def _field_repr(module: nn.Module) -> str:
+    return repr([(f.name, _value_repr(getattr(module, f.name))) for f in dataclasses.fields(module)
+                 if f.name not in ("parent", "name")])
+
+
+def source_hash(model) -> str:
+    """sha256 of the source that defines ``model``: a Flax module (its class's methods, its fields'
+    values, its bases of the same module), a function or an ``(init, apply)`` pair, each with the
+    functions and classes of the user's module that it names (a helper called by ``__call__``) and
+    the plain values (numbers, strings, tuples) of the globals and closure variables it reads.
+
+    Raises ConfigError when a source cannot be found (a class built at run time, code typed
+    into a plain ``python`` prompt): give ``version=`` instead. Code outside the user's module
+    (a library it imports) is not followed: its version is the library's."""
+    h = hashlib.sha256()
+    try:
+        if isinstance(model, nn.Module):
+            _hash_code(type(model), h, set())
+            h.update(_field_repr(model).encode())
+        elif isinstance(model, tuple):
+            for part in model:
+                _hash_code(part, h, set())
+        else:
+            _hash_code(model, h, set())
+    except (OSError, TypeError) as err:
+        raise ConfigError(f"model: the source of {model!r} cannot be read ({err}), so an edit to it "
+                          "could not be told from a re-run; give version='...' (change it whenever "
+                          "the model changes)") from None
+    return h.hexdigest()
+
+
+def _takes(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network of one's own for the sweeps and ``earlytrain.api``: build it with ``network()``.
+
+    ``family`` returns, for one sweep point, a Flax module (``params`` only) or a pair
+    ``(init, apply)`` with ``init(key, x [1, ...]) -> params`` and ``apply(params, x [B, ...]) ->
+    f [B, k]``; it is called with the keywords of ``axes`` (a subset of ("depth", "width")) at the
+    point. ``version`` identifies the code in the results cache (a source hash, or the user's
+    string): two Networks with the same name, version and point are the same network, so the
+    results of one are the results of the other. Equality and hashing ignore ``family`` itself
+    (a new lambda on each run of a notebook is still the same network)."""
+    family: Callable = field(compare=False, repr=False)
+    name: str
+    version: str
+    axes: tuple = ()
+    depth: int = 1
+    width: int = 1
+
+    def at(self, depth: int, width: int) -> "Network":
+        """This network at the sweep point (depth, width); a point of an axis that ``family`` does
+        not take is a label only."""
+        return dataclasses.replace(self, depth=depth, width=width)
+
+    def replace(self, **kw) -> "Network":
+        return dataclasses.replace(self, **kw)
+
+    def network(self):
+        """The module or (init, apply) pair at this point."""
+        net = self.family(**{a: getattr(self, a) for a in self.axes})
+        if isinstance(net, list):
+            net = tuple(net)
+        check(isinstance(net, nn.Module) or (isinstance(net, tuple) and len(net) == 2
+                                              and all(callable(f) for f in net)),
+              "model", f"a Flax module or an (init, apply) pair from {self.name}", net)
+        return net
+
+    def cache_json(self) -> dict:
+        """What the results cache keys on (the function objects themselves are not JSON)."""
+        return {"network": self.name, "version": self.version, "depth": self.depth, "width": self.width}
+
+
+def network(model, version: Optional[str] = None, name: Optional[str] = None) -> Network:
+    """A ``Network`` from a Flax module, an ``(init, apply)`` pair, or a *family*: a function of
+    ``width`` and/or ``depth`` (keywords) returning either, for sweeps over widths or depths.
+
+    ``version``: the code's identity in the results cache; by default the ``source_hash`` of the
+    model (an edit to its source recomputes, a re-run does not). ``name``: the label in the
+    cache (default: the class or function name)."""
+    if isinstance(model, Network):
+        return model if version is None and name is None else model.replace(
+            **({"version": f"user:{version}"} if version is not None else {}),
+            **({"name": name} if name is not None else {}))
+    if isinstance(model, list):
+        model = tuple(model)
+    is_pair = isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model)
+    check(isinstance(model, nn.Module) or is_pair or callable(model), "model",
+          "a Flax module, an (init, apply) pair, or a function of width / depth returning one", model)
+    if isinstance(model, nn.Module) or is_pair:
+        family, axes = (lambda: model), ()
+        label = type(model).__name__ if isinstance(model, nn.Module) else model[1].__qualname__
+    else:
+        axes = tuple(a for a in ("depth", "width") if _takes(model, a))
+        check(len(axes) > 0, "model", "a function taking the keyword width and/or depth (a family)",
+              model)
+        family, label = model, getattr(model, "__qualname__", type(model).__name__)
+    if version is not None:
+        check(isinstance(version, str) and version.strip() != "", "version", "a non-empty string", version)
+        ver = f"user:{version}"
+    else:
+        ver = "source:" + source_hash(model)
+    return Network(family, name or label, ver, axes)
 
 
 def init_many(model: Model, keys: jax.Array, x: jax.Array):
@@ -179,7 +490,3 @@ def seed_keys(seeds) -> jax.Array:
 def num_params(params) -> int:
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
 
-
-from .cnn import BUILDERS as _CNN_BUILDERS  # noqa: E402  (after ARCH_BUILDERS: cnn does not import models)
-
-ARCH_BUILDERS.update(_CNN_BUILDERS)  # "myrtle" (SPEC 1.2) and "resnet" (SPEC 1.3)

@@ -132,7 +132,7 @@ def saturation_point(cfg: SaturationConfig, progress: bool = False) -> xr.Datase
     groups = plan(cfg)
     T = int(max(g["steps"][-1] for g in groups))
     pcfg = scfg.replace(T1=1, train=scfg.train.replace(num_steps=T))
-    pt = sweep._Point(pcfg, depth, width)
+    pt = sweep.Point(pcfg, depth, width)
     S, c_grid = len(scfg.seeds), scfg.c_grid
     width_g = max(len(g["idx"]) for g in groups)  # every group padded to this size: no recompiles
     aux, lam0 = _repeat(pt.aux, width_g), _repeat(pt.lam0, width_g)

@@ -5,10 +5,17 @@ each and one cached result each: an interrupted sweep resumes with the points it
 Seeds and c change no shape, so they are vmapped inside ``train.run_grid``.
 
 * ``trajectories(cfg, c)``: full per-step records over (depth, width, seed, c, step).
+* ``initial_sharpness(cfg)``: lambda_0 over (depth, width, seed).
 * ``phase_sweep(cfg)``: critical constants over (depth, width, seed), found with
   ``cfg.search`` ("grid" = the paper's full grid; "coarse_to_fine" / "bisect" = the same grid
   point with far fewer runs when the indicators are monotone, see ``search``). Sharpness is
   measured only in the runs that decide c_sharp; c_loss and c_max need losses only.
+
+Every point is a ``Point``: the networks of one (depth, width) with their lambda_0, which the
+searches here and in ``connectivity`` / ``saturation`` evaluate runs on. The model of a sweep is
+a ``models.ModelConfig`` (the book's architectures) or a ``models.Network`` (anyone's), and its
+data a data set's name or ``data.Arrays``: both go through the same code (``earlytrain.api`` is
+the documented entry for one's own model).
 """
 from __future__ import annotations
 
@@ -16,17 +23,18 @@ import dataclasses
 import functools
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import cache, cluster, guards, memory, models, phases, search, train
+from . import cache, cluster, data, guards, memory, models, phases, search, train
 from .errors import (as_config, as_tuple, check, check_choice, check_int, check_names, check_positive,
                      check_real, is_real, strict_init)
-from .models import ModelConfig
+from .data import Arrays
+from .models import ModelConfig, Network
 from .train import TrainConfig
 
 
@@ -37,7 +45,7 @@ MAX_GRID = 10**5   # points of the c grid
 @strict_init
 @dataclass(frozen=True)
 class SweepConfig:
-    dataset: str = "mnist"            # "mnist", "fashion_mnist" or "cifar10"
+    dataset: Union[str, Arrays] = "mnist"  # "mnist", "fashion_mnist", "cifar10" or data.arrays(x, y)
     n_train: int = 4096               # SGD pool: a seeded subset of the training split
     n_measure: int = 1024             # measurement subset (the pool's first n_measure examples)
     data_seed: int = 0                # seed of the subset
@@ -52,20 +60,22 @@ class SweepConfig:
     sharp_eps: float = 0.0            # c_sharp threshold 1 + eps (0.05 for centered / zero-init)
     search: str = "bisect"            # "grid", "coarse_to_fine" or "bisect"
     stride: int = 8                   # coarse stride of "coarse_to_fine"
-    c_chunk: int = 8                  # runs per vmapped batch when measuring sharpness (memory)
+    c_chunk: Optional[int] = 8        # runs per vmapped batch when measuring sharpness (memory;
+    #                                   None: as many as the device's memory holds, memory.auto_c_chunk)
     c_sharp_max_width: Optional[int] = None  # skip c_sharp (NaN) above this width (cost)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Union[ModelConfig, Network] = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        from . import data
         set_ = lambda k, v: object.__setattr__(self, k, v)
         for k in ("depths", "widths", "seeds"):
             set_(k, as_tuple(getattr(self, k), k))
-        set_("model", as_config(ModelConfig, self.model, "model"))
+        if not isinstance(self.model, Network):
+            set_("model", as_config(ModelConfig, self.model, "model"))
         set_("train", as_config(TrainConfig, self.train, "train"))
-        check_choice(self.dataset, "dataset", data.DATASETS)
-        size = data.SPLIT_SIZES[self.dataset]["train"]
+        if not isinstance(self.dataset, Arrays):
+            check_choice(self.dataset, "dataset", data.DATASETS)
+        size = data.train_size(self.dataset)
         check(isinstance(self.n_train, numbers.Integral) and not isinstance(self.n_train, bool)
               and 1 <= self.n_train <= size, "n_train",
               f"an integer in [1, {size}] (the {self.dataset} training split has {size} examples)", self.n_train)
@@ -73,8 +83,9 @@ class SweepConfig:
         check_int(self.data_seed, "data_seed", minimum=0)
         check(len(self.depths) > 0, "depths", "a non-empty list of depths >= 2", self.depths)
         check(len(self.widths) > 0, "widths", "a non-empty list of widths >= 1", self.widths)
+        least = models.ARCHITECTURES[self.model.arch].min_depth if isinstance(self.model, ModelConfig) else 1
         for d in self.depths:
-            check_int(d, "depths", minimum=2 if self.model.arch == "fcn" else 1)
+            check_int(d, "depths", minimum=least)  # the architecture's exact depths: below
         for w in self.widths:
             check_int(w, "widths", minimum=1)
         for s in self.seeds:
@@ -93,14 +104,15 @@ class SweepConfig:
         check_real(self.sharp_eps, "sharp_eps", minimum=0)
         check_choice(self.search, "search", search.STRATEGIES)
         check_int(self.stride, "stride", minimum=2)
-        check_int(self.c_chunk, "c_chunk", minimum=1)
+        if self.c_chunk is not None:
+            check_int(self.c_chunk, "c_chunk", minimum=1)
         if self.c_sharp_max_width is not None:
             check_int(self.c_sharp_max_width, "c_sharp_max_width", minimum=0)
         check(self.train.optimizer == "gd" or self.train.batch_size <= self.n_train, "batch_size",
               f"at most n_train = {self.n_train} (the SGD pool)", self.train.batch_size)
         for d in self.depths:  # architecture-specific checks (e.g. Myrtle depth) before any compute
             for w in self.widths:
-                models.ARCH_BUILDERS[self.model.arch](self.model.replace(depth=d, width=w))
+                self.model.at(d, w).network()
 
     def replace(self, **kw) -> "SweepConfig":
         return dataclasses.replace(self, **kw)
@@ -130,10 +142,9 @@ def from_params(**params) -> SweepConfig:
 
 
 @functools.lru_cache(maxsize=4)
-def _train_data(dataset: str, n_train: int, n_measure: int, seed: int) -> train.TrainData:
-    from . import data
-    d = data.load(dataset, n=n_train, seed=seed)
-    x, y = jnp.asarray(d.x), jnp.asarray(d.y)
+def _train_data(dataset, n_train: int, n_measure: int, seed: int) -> train.TrainData:
+    x, y = data.load_pool(dataset, n_train, seed)
+    x, y = jnp.asarray(x), jnp.asarray(y)
     return train.TrainData(x, y, x[:n_measure], y[:n_measure])
 
 
@@ -150,13 +161,30 @@ def shard_seeds(tree):
     return jax.tree.map(lambda a: jax.device_put(a, spec(a)), tree)
 
 
-class _Point:
-    """One (depth, width): the initialisations, lambda_0 and a memoised evaluator of runs."""
+class Point:
+    """One (depth, width) point of a sweep: S networks (one per seed), their lambda_0, and runs on
+    them, memoised. The searches of ``critical_point``, ``connectivity`` and ``saturation`` all
+    evaluate their runs through it.
+
+    Building one checks the memory the point needs (``memory.check_point``) and the model's
+    output against the data's targets before any data are loaded, then initialises the S
+    networks on the measurement subset and measures lambda_0 [S] (guarded: a non-positive or
+    non-finite lambda_0 is a NumericalError naming the seed).
+
+    Attributes:
+      cfg: the SweepConfig; model: the ``models.Model`` at this point; data: ``train.TrainData``;
+      params, aux: the S initialisations (leading axis S); lam0: ``hessian.Eig`` with [S] fields;
+      batches: int [T, B] SGD batch indices, the same for every run;
+      memo: {(sharp, seed index, grid index): indicators} of the runs evaluated so far;
+      n_runs: {sharp: runs}; n_matvecs, n_unconverged: the sharpness runs' cost and accuracy.
+    """
 
     def __init__(self, cfg: SweepConfig, depth: int, width: int):
         memory.check_point(cfg, depth, width)  # before the data are loaded or anything is built
+        if cfg.c_chunk is None:  # sized to the device's memory (the cache key keeps None)
+            cfg = cfg.replace(c_chunk=memory.auto_c_chunk(cfg, depth, width))
         self.cfg = cfg
-        self.model = _build(cfg.model.replace(depth=depth, width=width))
+        self.model = _build(cfg.model.at(depth, width))
         self.data = _train_data(cfg.dataset, cfg.n_train, cfg.n_measure, cfg.data_seed)
         self.params, self.aux = models.init_many(self.model, models.seed_keys(cfg.seeds), self.data.x_meas)
         self.lam0 = train.initial_sharpness(self.model, self.params, self.aux, self.data,
@@ -170,6 +198,16 @@ class _Point:
         self.n_runs = {False: 0, True: 0}
         self.n_matvecs = 0      # Hessian-vector products spent by the sharpness runs (after lambda_0)
         self.n_unconverged = 0  # estimates whose error bound did not meet sharpness_tol
+
+    def lambda0_dataset(self) -> xr.Dataset:
+        """lambda_0 of the S networks with its accuracy record -> Dataset over (seed,)."""
+        lam0 = self.lam0
+        return xr.Dataset({"lambda0": ("seed", np.asarray(lam0.value, float)),
+                           "lambda0_residual": ("seed", np.asarray(lam0.residual, float)),
+                           "lambda0_bound": ("seed", np.asarray(lam0.bound, float)),
+                           "lambda0_matvecs": ("seed", np.asarray(lam0.n_matvec, int)),
+                           "lambda0_converged": ("seed", np.asarray(lam0.converged, bool))},
+                          coords={"seed": list(self.cfg.seeds)})
 
     def run(self, c: np.ndarray, sharp: bool, chunk: int) -> train.Trajectory:
         """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``."""
@@ -213,7 +251,7 @@ class _Point:
 
 
 @functools.lru_cache(maxsize=None)
-def _build(model_cfg: ModelConfig) -> models.Model:
+def _build(model_cfg) -> models.Model:
     # one Model object per config, so jit's static-argument cache hits across calls
     return models.build(model_cfg)
 
@@ -221,7 +259,7 @@ def _build(model_cfg: ModelConfig) -> models.Model:
 def critical_point(cfg: SweepConfig) -> xr.Dataset:
     """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,)."""
     (depth,), (width,) = cfg.depths, cfg.widths
-    pt = _Point(cfg, depth, width)
+    pt = Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
     find = functools.partial(search.first_true, n=n, n_seeds=S, strategy=cfg.search, stride=cfg.stride)
     i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
@@ -294,9 +332,9 @@ def trajectory_point(cfg_and_c: dict) -> xr.Dataset:
     if isinstance(cfg, dict):
         cfg = SweepConfig(**cfg)
     (depth,), (width,) = cfg.depths, cfg.widths
-    pt = _Point(cfg, depth, width)
+    pt = Point(cfg, depth, width)
     tr = pt.run(np.broadcast_to(c, (len(cfg.seeds), len(c))).copy(),
-                cfg.train.measure_sharpness, cfg.c_chunk)
+                cfg.train.measure_sharpness, pt.cfg.c_chunk)
     dims = ("seed", "c", "step")
     coords = {"seed": list(cfg.seeds), "c": c, "step": np.arange(cfg.train.num_steps + 1)}
     return xr.Dataset({k: (dims, np.asarray(v)) for k, v in tr._asdict().items()}, coords=coords)
@@ -317,12 +355,30 @@ def trajectories(cfg: SweepConfig, c, progress: bool = True, scheduler=None) -> 
     return xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
 
 
+def lambda0_point(cfg: SweepConfig) -> xr.Dataset:
+    """lambda_0 for the single (depth, width) of ``cfg`` -> Dataset over (seed,)."""
+    (depth,), (width,) = cfg.depths, cfg.widths
+    return Point(cfg, depth, width).lambda0_dataset()
+
+
+def initial_sharpness(cfg: SweepConfig, progress: bool = True, scheduler=None) -> xr.Dataset:
+    """lambda_0 (with its residual, bound, products and convergence) over (depth, width, seed);
+    each point cached on its own, ``scheduler`` as in ``phase_sweep``."""
+    point_fn = cache.cached(lambda0_point, name="sweep.lambda0_point")
+    memory.check_sweep(cfg)
+    parts = per_point(point_fn, lambda d, w: cfg.replace(depths=(d,), widths=(w,)), cfg,
+                      "lambda_0", progress, scheduler)
+    return xr.combine_by_coords([ds.drop_attrs().expand_dims(depth=[d], width=[w]) for d, w, ds in parts])
+
+
 def summary(cfg: SweepConfig, title: str = "") -> str:
     """The resolved configuration as aligned 'name = value' lines (printed atop each chapter)."""
     flat = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):  # model depth/width are set per point from depths/widths
+        if isinstance(v, (Network, Arrays)):  # code or arrays of the user's: their identity
+            flat[f.name] = (f"{v.name} ({v.version})" if isinstance(v, Network) else str(v))
+        elif dataclasses.is_dataclass(v):  # model depth/width are set per point from depths/widths
             flat.update({f"{f.name}.{g.name}": getattr(v, g.name) for g in dataclasses.fields(v)
                          if (f.name, g.name) not in (("model", "depth"), ("model", "width"))})
         else:
