@@ -34,6 +34,9 @@ __all__ = list(_API)
 
 def __getattr__(name):
     if name in _API:
-        from . import api
-        return getattr(api, name)
+        # through importlib, not ``from . import api``: the book's build reads a chapter's library
+        # from its import statements, and every chapter imports this package; a chapter that uses
+        # the API imports ``earlytrain.api`` itself (book/10_your_own_model.md)
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.api"), name)
     raise AttributeError(f"module 'earlytrain' has no attribute {name!r}")

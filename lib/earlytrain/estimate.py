@@ -50,8 +50,9 @@ from dataclasses import dataclass, field
 
 TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
 CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (an FCN)
-CNN_CALIBRATION_EXAMPLES = 8  # ... for a CNN, whose work per example and parameter is the image's
-#                             positions (a Myrtle-5 at 80 channels: minutes with 128 on a loaded CPU)
+CNN_CALIBRATION_EXAMPLES = 8  # at least this many (a CNN, whose work per example and parameter is the
+#                             image's positions: a Myrtle-5 at 80 channels took minutes with 128 on a loaded CPU)
+CALIBRATION_ACTIVATIONS = 2 ** 18  # examples per call between those two: this many activations in all
 COMPILES_PER_POINT = 3      # run_grid without and with sharpness, lambda_0: compiles per point
 REPEATS = 3                 # timed calls of each calibrated function (the median is used: the
 #                             device as it runs now, other processes' load included)
@@ -160,6 +161,11 @@ class SweepCost:
         return "\n".join(lines)
 
 
+def _model_name(cfg) -> str:
+    """The model's name for the printed estimate (a ModelConfig's arch, a Network's name)."""
+    return getattr(cfg.model, "arch", None) or getattr(cfg.model, "name", type(cfg.model).__name__)
+
+
 def count_point(cfg, depth: int, width: int) -> PointCost:
     """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds)."""
     from . import memory, train, data
@@ -171,7 +177,7 @@ def count_point(cfg, depth: int, width: int) -> PointCost:
     measured = int(train.sharpness_steps(cfg.train.replace(measure_sharpness=True)).sum())
     measurements = S + sharp_runs * measured
     typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
-    P = memory._param_count(cfg.model.replace(depth=depth, width=width), data.SHAPES[cfg.dataset])
+    P = memory.model_shapes(cfg.model.at(depth, width), data.example_shape(cfg.dataset))[0]
     return PointCost(depth, width, P, loss_runs, sharp_runs, (loss_runs + sharp_runs) * T,
                      matvecs_max=S * 2 * k + sharp_runs * measured * k,
                      matvecs_typical=S * 2 * k + sharp_runs * measured * typical,
@@ -188,16 +194,20 @@ def calibrate(cfg, depth: int | None = None, width: int | None = None) -> Calibr
     t0 = time.perf_counter()
     depth = min(cfg.depths) if depth is None else depth
     width = min(cfg.widths) if width is None else width
-    model = models.build(cfg.model.replace(depth=depth, width=width))
-    shape = data.SHAPES[cfg.dataset]
-    most = CALIBRATION_EXAMPLES if cfg.model.arch == "fcn" else CNN_CALIBRATION_EXAMPLES
+    from . import memory
+    spec = cfg.model.at(depth, width)
+    model = models.build(spec)
+    shape = data.example_shape(cfg.dataset)
+    act = memory.model_shapes(spec, shape)[1]  # activations per example: the work per example
+    most = int(np.clip(CALIBRATION_ACTIVATIONS // act, CNN_CALIBRATION_EXAMPLES, CALIBRATION_EXAMPLES))
     B = min(cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size, most)
     M = min(cfg.n_measure, most)
     rng = np.random.default_rng(0)
     xb = jnp.asarray(rng.standard_normal((B,) + shape), jnp.float32)
     xm = jnp.asarray(rng.standard_normal((M,) + shape), jnp.float32)
-    yb = jax.nn.one_hot(jnp.arange(B) % cfg.model.n_out, cfg.model.n_out)
-    ym = jax.nn.one_hot(jnp.arange(M) % cfg.model.n_out, cfg.model.n_out)
+    n_out = data.n_targets(cfg.dataset)
+    yb = jax.nn.one_hot(jnp.arange(B) % n_out, n_out)
+    ym = jax.nn.one_hot(jnp.arange(M) % n_out, n_out)
     params, aux = model.init(jax.random.PRNGKey(0), xm)
     loss = losses.get(cfg.train.loss)
     P = models.num_params(params)
@@ -249,7 +259,7 @@ def phase_sweep_cost(cfg, label: str = "sweep", calibration: Calibration | bool 
     a Calibration to reuse, None/False for counts only. ``cached``: look the points up in the
     results cache (a cached point costs nothing)."""
     from . import cache, sweep
-    out = SweepCost(label, "phase sweep", cfg.dataset, cfg.model.arch, cfg.search, len(cfg.c_grid), len(cfg.seeds))
+    out = SweepCost(label, "phase sweep", cfg.dataset, _model_name(cfg), cfg.search, len(cfg.c_grid), len(cfg.seeds))
     lookup = cache.cached(sweep.critical_point, name="sweep.critical_point").lookup if cached else None
     for d in cfg.depths:
         for w in cfg.widths:
@@ -283,11 +293,11 @@ def saturation_cost(scfg, label: str = "saturation", calibration: Calibration | 
     steps = sum(S * width_g * int(g["steps"][-1]) for g in groups)
     meas = sum(S * width_g * len(g["steps"]) for g in groups)
     typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
-    out = SweepCost(label, "saturation sweep", cfg.dataset, cfg.model.arch, "all", len(cfg.c_grid), S)
+    out = SweepCost(label, "saturation sweep", cfg.dataset, _model_name(cfg), "all", len(cfg.c_grid), S)
     lookup = cache.cached(saturation.saturation_point, name="saturation.saturation_point").lookup if cached else None
     for d in cfg.depths:
         for w in cfg.widths:
-            P = memory._param_count(cfg.model.replace(depth=d, width=w), data.SHAPES[cfg.dataset])
+            P = memory.model_shapes(cfg.model.at(d, w), data.example_shape(cfg.dataset))[0]
             p = PointCost(d, w, P, loss_runs=0, sharpness_runs=runs, steps=steps,
                           matvecs_max=S * 2 * k + meas * k, matvecs_typical=S * 2 * k + meas * typical,
                           measurements=S + meas)
