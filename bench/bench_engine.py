@@ -18,12 +18,14 @@ settings) through ``train.run_grid``: the products each warm-started measurement
 parameters (recovered by re-running the steps without sharpness).
 
 Part 3, one ``sweep.critical_point`` at the book's settings (d=4, w=256, MNIST, seeds 1-3,
-bisection on the 0.1 grid) in a fresh process each, without the persistent compilation cache:
-this tree vs the library at --baseline-rev (a git worktree of that revision): wall time and the
-constants per initialisation; then this tree once more with the cache warm (filled by one run
-first: what every later process of the book, the tests and the benches sees).
+bisection on the 0.1 grid) in a fresh process each, with a warm persistent compilation cache
+(filled by one run of each first: what every later process of the book, the tests and the benches
+sees): the library at --baseline-rev (a git worktree of that revision; default: before the search
+runs' early exit) and this tree in turn, --crit-repeats rounds: median wall and CPU times,
+products, and the constants per initialisation, which must be identical, also to those of this
+tree with ``sharpness_early_exit=False`` (the old code path, run once).
 
-Run:  .venv/bin/python bench/bench_engine.py [--parts 1 2 3] [--repeats 3] [--baseline-rev e77e27a]
+Run:  .venv/bin/python bench/bench_engine.py [--parts 1 2 3] [--repeats 3] [--baseline-rev bb60475]
 """
 from __future__ import annotations
 
@@ -150,26 +152,32 @@ def part_tracked(args):
 
 
 CRIT = r"""
-import json, sys, time
+import json, os, resource, sys, time
 t0 = time.perf_counter()
 from earlytrain import sweep
+extra = {} if os.environ.get("BENCH_EARLY_EXIT", "1") == "1" else {"sharpness_early_exit": False}
 cfg = sweep.from_params(dataset="mnist", depths=[4], widths=[256], seeds=[1, 2, 3], n_train=4096,
                         n_measure=512, batch_size=512, num_steps=10, T1=10, x_min=0.0, x_max=6.0,
-                        x_step=0.1, search="bisect")
+                        x_step=0.1, search="bisect", **extra)
 ds = sweep.critical_point(cfg)
 out = {k: [float(v) for v in ds[k].values] for k in ("c_loss", "c_sharp", "c_max", "lambda0")}
 out["wall"] = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
+out["cpu"] = ru.ru_utime + ru.ru_stime
 out["runs"] = [int(ds.attrs["n_loss_runs"]), int(ds.attrs["n_sharpness_runs"])]
+out["matvecs"] = int(ds.attrs["n_sharpness_matvecs"])
 print("RESULT " + json.dumps(out))
 """
 
 
-def _crit_in(lib: Path, jax_cache: str = "") -> dict:
+def _crit_in(lib: Path, jax_cache: str = "", early_exit: bool = True) -> dict:
     """One critical_point in a fresh process, empty results cache; ``jax_cache``: the persistent
-    compilation cache directory ('' = off), at the threshold the book and tests use."""
+    compilation cache directory ('' = off), at the threshold the book and tests use;
+    ``early_exit`` False: ``sharpness_early_exit=False`` (a library that has it)."""
     with tempfile.TemporaryDirectory() as res:
         env = {**os.environ, "PYTHONPATH": str(lib), "EARLYTRAIN_RESULTS": res, "JAX_COMPILATION_CACHE_DIR": jax_cache,
-               "EARLYTRAIN_DATA": str(et_data.data_dir())}  # a worktree has no data/
+               "EARLYTRAIN_DATA": str(et_data.data_dir()),  # a worktree has no data/
+               "BENCH_EARLY_EXIT": "1" if early_exit else "0"}
         env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
         if jax_cache:
             env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = jaxcache.MIN_COMPILE_SECS
@@ -181,29 +189,42 @@ def _crit_in(lib: Path, jax_cache: str = "") -> dict:
 
 
 def part_critical(args):
-    print(f"\n== 3. one critical_point (d=4, w=256, MNIST, seeds 1-3, bisection, book settings), "
-          f"fresh process, no compilation cache")
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"\n== 3. one critical_point (d=4, w=256, MNIST, seeds 1-3, bisection, book settings), a fresh "
+          f"process each, the compilation cache warm (filled by one run of each first); then "
+          f"{args.crit_repeats} rounds of before and after in turn", flush=True)
+    show = lambda name, r: print(f"   {name:32s} wall {r['wall']:6.1f} s  CPU {r['cpu']:6.1f} s  products "
+                                 f"{r['matvecs']:5d}  runs (loss, sharpness) {r['runs']}  load {os.getloadavg()[0]:.1f}",
+                                 flush=True)
+    print(f"   load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as jc:
         wt = Path(tmp) / "baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline_rev],
                        check=True, capture_output=True)
+        before_name, after_name = f"before ({args.baseline_rev})", "after (this tree)"
         try:
-            before = _crit_in(wt / "lib")
+            show(f"{before_name}, compiles", _crit_in(wt / "lib", jc))  # fill the compilation cache
+            show(f"{after_name}, compiles", _crit_in(ROOT / "lib", jc))
+            off = _crit_in(ROOT / "lib", jc, early_exit=False)  # the old code path: constants, products
+            show("this tree, early exit off, compiles", off)
+            res = {before_name: [], after_name: []}
+            for _ in range(args.crit_repeats):
+                for name, lib in ((before_name, wt / "lib"), (after_name, ROOT / "lib")):
+                    res[name].append(_crit_in(lib, jc))
+                    show(name, res[name][-1])
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
-    after = _crit_in(ROOT / "lib")
-    with tempfile.TemporaryDirectory() as jc:  # what every later process sees: programs read back
-        _crit_in(ROOT / "lib", jc)
-        warm = _crit_in(ROOT / "lib", jc)
-    for name, r in ((f"before ({args.baseline_rev})", before), ("after (this tree)", after),
-                    ("after, warm compile cache", warm)):
-        print(f"   {name:24s} {r['wall']:7.1f} s  runs (loss, sharpness) {r['runs']}  "
-              f"c_loss {r['c_loss']}  c_sharp {r['c_sharp']}  c_max {r['c_max']}")
-    same = all(before[k] == r[k] for k in ("c_loss", "c_sharp", "c_max") for r in (after, warm))
-    dl0 = max(rel(a, b) for a, b in zip(after["lambda0"], before["lambda0"]))
-    print(f"   speed-up {before['wall'] / after['wall']:.2f}x in a fresh process without the compilation cache, "
-          f"{before['wall'] / warm['wall']:.2f}x with it warm (the book's and tests' set-up); same constants: {same}; "
-          f"lambda_0 differs by at most {dl0:.1e} (relative)")
+    med = lambda rs, k: float(np.median([r[k] for r in rs]))
+    base, new = res[before_name], res[after_name]
+    for name, rs in res.items():
+        print(f"   {name:32s} median wall {med(rs, 'wall'):6.1f} s, CPU {med(rs, 'cpu'):6.1f} s")
+    print(f"   constants: c_loss {base[0]['c_loss']}  c_sharp {base[0]['c_sharp']}  c_max {base[0]['c_max']}")
+    same = all(r[k] == base[0][k] for r in base + new + [off] for k in ("c_loss", "c_sharp", "c_max")) \
+        and all(r["lambda0"] == off["lambda0"] for r in new)
+    dl0 = max(rel(a, b) for a, b in zip(new[0]["lambda0"], base[0]["lambda0"]))
+    print(f"   speed-up {med(base, 'wall') / med(new, 'wall'):.2f}x wall, {med(base, 'cpu') / med(new, 'cpu'):.2f}x CPU; "
+          f"products {base[0]['matvecs']} (before), {off['matvecs']} (early exit off) -> {new[0]['matvecs']}; "
+          f"same constants: {same}; lambda_0 differs from before by at most {dl0:.1e} (relative)")
+    print(f"   load average after: {os.getloadavg()[0]:.1f}")
     return same
 
 
@@ -216,8 +237,9 @@ def main(argv=None):
     ap.add_argument("--cap", type=int, default=40, help="products cap (the book: 2 x 20 for lambda_0)")
     ap.add_argument("--ref-order", type=int, default=80)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--baseline-rev", default="e77e27a",
-                    help="git revision of the library before the adaptive engine")
+    ap.add_argument("--baseline-rev", default="bb60475",
+                    help="git revision of the library part 3 compares with (before the early exit)")
+    ap.add_argument("--crit-repeats", type=int, default=3, help="rounds of part 3")
     args = ap.parse_args(argv)
     print(f"jax {jax.__version__}, devices {jax.devices()}")
     ok = True

@@ -483,3 +483,35 @@ def test_bad_arguments_are_rejected():
         hessian.power_iteration(mv, v0, 5, float("nan"))
     with pytest.raises(hessian.ConfigError, match="^sharpness_method:"):
         hessian.top_eigenvalue(mv, v0, "arnoldi")
+
+
+def test_lanczos_above_stops_at_a_lower_bound_and_inactive_spends_nothing(x64):
+    """``lanczos(above=a)`` stops at the first step whose Ritz value exceeds a: that value is the
+    plain Lanczos's at the same step (the same iteration, stopped sooner), above a and at most
+    lambda_1; ``active=False`` spends no product (n_matvec 0, the start vector back), also as one
+    lane of a vmap whose other lane iterates. Catches: a stop one product late or early, a value
+    that is not a lower bound, inactive lanes iterating or recording products."""
+    ev = np.linspace(0.0, 1.0, 40) ** 3
+    H, _ = _matrix(ev)
+    Hj = jnp.asarray(H)
+    v0 = hessian.start_vector(40, jnp.float64)
+    mv = lambda v: Hj @ v
+    full = hessian.lanczos(mv, v0, 30, 1e-8)
+    for frac in (0.5, 0.9, 0.99):
+        a = frac * ev[-1]
+        eig = hessian.lanczos(mv, v0, 30, 1e-8, above=jnp.asarray(a))
+        k = int(eig.n_matvec)
+        prefix = hessian.lanczos(mv, v0, k, 0.0)
+        shorter = hessian.lanczos(mv, v0, k - 1, 0.0) if k > 1 else None
+        assert float(eig.value) == pytest.approx(float(prefix.value), rel=F64_TOL)
+        assert a < float(eig.value) <= ev[-1] * (1 + F64_TOL)
+        assert shorter is None or float(shorter.value) <= a
+        assert k < int(full.n_matvec)
+    off = hessian.lanczos(mv, v0, 30, 1e-8, active=jnp.asarray(False))
+    assert int(off.n_matvec) == 0 and not bool(off.converged)
+    np.testing.assert_array_equal(np.asarray(off.vector), np.asarray(v0))
+    lanes = jax.vmap(lambda act: hessian.lanczos(mv, v0, 30, 1e-8, active=act))(jnp.asarray([True, False]))
+    np.testing.assert_array_equal(np.asarray(lanes.n_matvec), [int(full.n_matvec), 0])
+    assert float(lanes.value[0]) == pytest.approx(float(full.value), rel=F64_TOL)
+    p_off = hessian.power_iteration(mv, v0, 30, 1e-8, active=jnp.asarray(False))
+    assert int(p_off.n_matvec) == 0

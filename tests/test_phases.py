@@ -163,3 +163,16 @@ def test_phase_of_labels():
     # broadcasting over seeds
     lab = phases.phase_of(3.0, np.array([2.0, 4.0]), np.array([3.5, 5.0]), np.array([9.0, 9.0]))
     np.testing.assert_array_equal(lab, [1, 0])
+
+
+@pytest.mark.parametrize("decimals,eps", [(2, 0.0), (2, 0.05), (2, 0.053), (1, 0.0), (3, 0.02), (None, 0.0),
+                                          (None, 0.05)])
+def test_rise_boundary_is_where_the_indicator_switches(decimals, eps):
+    """``rise_boundary``: ratios just above it rise, ratios just below do not, by the very rule
+    ``sharpness_rises`` applies (rounding to ``decimals``, then > 1 + eps)."""
+    b = phases.rise_boundary(decimals, eps)
+    rel = np.array([1e-9, 1e-6, 1e-4, 1e-2])
+    ratios = np.concatenate([b * (1 + rel), b * (1 - rel)])
+    sharp = np.stack([np.ones_like(ratios), ratios], -1)  # [K, 2]: lambda_0 = 1, lambda_1 = ratio
+    rises = phases.sharpness_rises(sharp, np.zeros_like(sharp, bool), T1=1, decimals=decimals, eps=eps)
+    np.testing.assert_array_equal(rises, [True] * len(rel) + [False] * len(rel))

@@ -320,3 +320,52 @@ def test_log_spaced_sharpness_in_a_run():
     assert np.all(np.isfinite(sl[..., measured])) and np.all(np.isnan(sl[..., ~measured]))
     np.testing.assert_allclose(sl[..., measured], s1[..., measured], rtol=1e-4)
     np.testing.assert_array_equal(np.asarray(logs.loss), np.asarray(every.loss))
+
+
+@pytest.mark.parametrize("batching", ["map", "vmap"])
+def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batching):
+    """``run_grid(decide=...)`` (a search run's early exit) against full measurements on the same
+    runs: c from sharpness reduction to divergence, T1 < T. The c_sharp indicator (and the loss and
+    divergence ones) are identical run by run; a run whose indicator is False is measured at every
+    step 1..T1 exactly as before; a run decided True has the same records up to its decision
+    step, there a Ritz value above the threshold and at most the full estimate (a lower bound),
+    and no product after it; no step after T1 is measured. Catches: a decision against the wrong
+    threshold (a ratio just below it), a decided run still spending products (under vmap: lanes
+    that keep iterating), a skipped step in an undecided run, values recorded for skipped steps."""
+    model, params, aux, lam0, data, batches = setup
+    T1 = T - 1
+    c = _c([0.5, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 1e5])
+    decide = train.Decide(T1, phases.rise_boundary(2, 0.0))
+    full = train.run_grid(model, params, aux, lam0, c, data, batches, CFG, batching=batching)
+    early = train.run_grid(model, params, aux, lam0, c, data, batches, CFG, batching=batching, decide=decide)
+    full, early = (jax.tree.map(np.asarray, t) for t in (full, early))
+    ind = {k: phases.sharpness_rises(t.sharpness, t.diverged, T1) for k, t in (("full", full), ("early", early))}
+    np.testing.assert_array_equal(ind["early"], ind["full"])
+    np.testing.assert_array_equal(phases.loss_rises(early.loss, early.diverged, T1),
+                                  phases.loss_rises(full.loss, full.diverged, T1))
+    np.testing.assert_array_equal(early.diverged, full.diverged)
+    np.testing.assert_allclose(early.loss, full.loss, rtol=RTOL)
+    dec = early.sharpness_decided
+    assert dec.sum(-1).max() <= 1 and not full.sharpness_decided.any()
+    decided_runs = dec.any(-1)
+    # the test covers both kinds: runs decided by a measurement, and runs that stay False
+    assert decided_runs.any() and (~ind["full"]).any(), (decided_runs, ind["full"])
+    thr = np.asarray(train.decide_threshold(lam0, decide))[:, None]
+    steps = np.arange(T + 1)
+    t_dec = np.where(decided_runs, np.argmax(dec, -1), T + 1)
+    for name in ("sharpness", "sharpness_matvecs", "sharpness_converged"):
+        a, b = getattr(early, name), getattr(full, name)
+        before = (steps <= T1) & (steps < t_dec[..., None])  # records before any decision: identical
+        np.testing.assert_allclose(np.where(before, a, 0).astype(float), np.where(before, b, 0).astype(float),
+                                   rtol=RTOL, err_msg=name)
+    at = dec
+    assert np.all(early.sharpness[at] > np.broadcast_to(thr, dec.shape[:-1])[decided_runs])
+    assert np.all(early.sharpness[at] <= full.sharpness[at] * (1 + 1e-6))
+    assert np.all(early.sharpness_matvecs[at] <= full.sharpness_matvecs[at])
+    after = (steps > t_dec[..., None]) | (steps > T1)
+    assert np.all(early.sharpness_matvecs[after] == 0) and np.all(np.isnan(early.sharpness[after]))
+    assert np.all(ind["full"][decided_runs])
+    saved = full.sharpness_matvecs[..., 1:].sum() - early.sharpness_matvecs[..., 1:].sum()
+    assert saved > 0
+    # a diverged step is never measured, with or without decide (its record is NaN either way)
+    assert np.all(full.sharpness_matvecs[full.diverged] == 0)

@@ -132,12 +132,14 @@ def _check_args(num_iters, tol, param="sharpness_iters"):
           "sharpness_tol", "a finite number >= 0 (0: always run to the cap)", tol)
 
 
-def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: float = 1e-2) -> Eig:
+def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: float = 1e-2,
+                    active=True) -> Eig:
     """The paper's estimator: v <- H v / |H v|; value = <v, H v> (largest *magnitude*).
 
     Stops at the first product where the residual bound |Hv - value v| / |value| <= tol;
     ``num_iters`` caps the products (the paper's 20 iterations: tol = 0, num_iters = 20).
     Each product yields the value, its vector and its residual: n_matvec products in all.
+    ``active`` False: no product (as ``lanczos``).
     """
     _check_args(num_iters, tol)
     dtype = v0.dtype
@@ -145,7 +147,7 @@ def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: f
     floor = FLOOR * jnp.finfo(dtype).eps
 
     def cond(s):
-        return (s[0] < num_iters) & ~s[-1]
+        return (s[0] < num_iters) & ~s[-1] & active
 
     def body(s):
         i, v = s[0], s[1]
@@ -200,7 +202,7 @@ def _ritz_bound(alphas, betas, k, scale, floor, gap_bound=False):
 
 
 def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
-            gap_bound: bool = False) -> Eig:
+            gap_bound: bool = False, active=True, above=None) -> Eig:
     """Largest algebraic eigenvalue by Lanczos with full re-orthogonalisation, stopped at the
     first step k whose bound (module docstring) is <= tol, or at k = ``order`` (the cap).
     By default it stops by the residual bound alone (rigorous); gap_bound=True also by the
@@ -209,7 +211,14 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
     n_matvec = k products: the residual comes from the recurrence, not from an extra product.
     tol = 0 runs to the cap (a fixed-order Lanczos). Works under jit / vmap / lax.map / scan:
     the basis is a static [order, n] buffer (padded to whole re-orthogonalisation blocks) and
-    the steps a while_loop."""
+    the steps a while_loop.
+
+    Deciding instead of estimating (``train``'s early exit): ``above`` (a traced scalar) also stops
+    the iteration at the first Ritz value > above. Ritz values never exceed lambda_1 and grow with
+    k, so "lambda_1 > above" is then decided, with no error, whatever more products would give;
+    that estimate is a lower bound, not one to ``tol`` (``converged`` says which). ``active``
+    (traced bool) False: no product at all (n_matvec 0, value 0, bound inf, vector v0); under
+    vmap the loop runs as long as its longest active lane, so inactive lanes cost nothing."""
     _check_args(order, tol)
     n, dtype = v0.shape[0], v0.dtype
     m = order
@@ -228,7 +237,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         return jax.lax.fori_loop(0, (live + REORTH_BLOCK - 1) // REORTH_BLOCK, block, w)
 
     def cond(s):
-        return (s["k"] < m) & ~s["done"]
+        return (s["k"] < m) & ~s["done"] & active
 
     def body(s):
         j, basis = s["k"], s["basis"]
@@ -247,9 +256,11 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         nxt = jnp.where(broke, 0.0, w / jnp.where(broke, 1.0, beta))
         basis = basis.at[jnp.minimum(j + 1, m - 1)].set(jnp.where(j + 1 < m, nxt, basis[m - 1]))
         return dict(k=j + 1, basis=basis, alphas=alphas, betas=betas, scale=scale,
-                    done=(bound <= tol) | broke, value=value, resid=resid, bound=bound)
+                    done=(bound <= tol) | broke | (value > above), value=value, resid=resid,
+                    bound=bound)
 
     inf = jnp.asarray(jnp.inf, dtype)
+    above = inf if above is None else above
     s = jax.lax.while_loop(cond, body, dict(
         k=jnp.int32(0), basis=basis, alphas=zeros, betas=zeros, scale=jnp.zeros((), dtype),
         done=jnp.asarray(False), value=jnp.zeros((), dtype), resid=inf, bound=inf))
@@ -262,23 +273,27 @@ METHODS = ("lanczos", "power")
 
 
 def top_eigenvalue(matvec: Callable, v0: jax.Array, method: str = "lanczos", num_iters: int = 20,
-                   tol: float = 1e-2, gap_bound: bool = False) -> Eig:
+                   tol: float = 1e-2, gap_bound: bool = False, above=None, active=True) -> Eig:
     """Dispatch. ``num_iters`` caps the products (Lanczos order / power iterations); ``tol`` is
-    the relative accuracy at which the estimate stops (0: always run to the cap)."""
+    the relative accuracy at which the estimate stops (0: always run to the cap); ``above``:
+    Lanczos also stops once a Ritz value exceeds it (``lanczos``; power iteration ignores it);
+    ``active`` False: no product."""
     check_choice(method, "sharpness_method", METHODS)
     if method == "lanczos":
-        return lanczos(matvec, v0, num_iters, tol, gap_bound)
-    return power_iteration(matvec, v0, num_iters, tol)
+        return lanczos(matvec, v0, num_iters, tol, gap_bound, active, above)
+    return power_iteration(matvec, v0, num_iters, tol, active)
 
 
 def loss_sharpness(loss_of_params: Callable, params, v0=None, method: str = "lanczos",
-                   num_iters: int = 20, tol: float = 1e-2, gap_bound: bool = False) -> Eig:
+                   num_iters: int = 20, tol: float = 1e-2, gap_bound: bool = False,
+                   above=None, active=True) -> Eig:
     """Top Hessian eigenvalue of ``loss_of_params`` at ``params`` (any pytree); the products
     share one linearization of the gradient (``linearized_hvp``)."""
     flat, f = flat_loss(loss_of_params, params)
     if v0 is None:
         v0 = start_vector(flat.shape[0], flat.dtype)
-    return top_eigenvalue(linearized_hvp(f, flat), v0, method, num_iters, tol, gap_bound)
+    return top_eigenvalue(linearized_hvp(f, flat), v0, method, num_iters, tol, gap_bound, above,
+                          active)
 
 
 def dense_hessian(loss_of_params: Callable, params) -> jax.Array:

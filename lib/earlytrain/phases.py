@@ -41,6 +41,23 @@ def sharpness_rises(sharp: np.ndarray, diverged: np.ndarray, T1: int, decimals: 
     return (np.max(np.where(np.isnan(ratio), -np.inf, ratio), -1) > 1 + eps) | runs_diverge(diverged, T1)
 
 
+def rise_boundary(decimals: int | None = 2, eps: float = 0.0) -> float:
+    """The ratio b at which the rise indicator rd(r) > 1 + eps switches: True for r > b, False for
+    r < b (``loss_rises``, ``sharpness_rises``; what a ratio exactly at b gives depends on float
+    rounding). rd(r) is a multiple of 10^-decimals, so b = (k - 1/2) 10^-decimals with k the
+    smallest integer for which k 10^-decimals > 1 + eps (as floats, as the comparison is made);
+    decimals None: b = 1 + eps. The early exit of a search run decides against it."""
+    if decimals is None:
+        return 1.0 + eps
+    s = 10.0 ** decimals
+    k = int(np.floor((1 + eps) * s))
+    while k / s <= 1 + eps:
+        k += 1
+    while (k - 1) / s > 1 + eps:
+        k -= 1
+    return (k - 0.5) / s
+
+
 def runs_diverge(diverged: np.ndarray, T1: int) -> np.ndarray:
     """diverged: [..., T+1] -> bool [...]: the run diverged at some step 1 <= t <= T1."""
     return np.asarray(diverged, bool)[..., 1: T1 + 1].any(-1)

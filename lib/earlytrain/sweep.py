@@ -209,9 +209,13 @@ class Point:
                            "lambda0_converged": ("seed", np.asarray(lam0.converged, bool))},
                           coords={"seed": list(self.cfg.seeds)})
 
-    def run(self, c: np.ndarray, sharp: bool, chunk: int) -> train.Trajectory:
-        """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``."""
+    def run(self, c: np.ndarray, sharp: bool, chunk: int, decide: bool = False) -> train.Trajectory:
+        """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``.
+        decide: measure the sharpness only until each run's c_sharp indicator is decided
+        (``train.run_with_params``); the records are then for that indicator only."""
         tcfg = self.cfg.train.replace(measure_sharpness=sharp)
+        how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals, self.cfg.sharp_eps)) \
+            if decide and sharp else None
         S, K = c.shape
         pieces = []
         for start in range(0, K, chunk):
@@ -219,7 +223,8 @@ class Point:
             pad = chunk - part.shape[1]
             part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
             params, aux, lam0, part = shard_seeds((self.params, self.aux, self.lam0, jnp.asarray(part)))
-            tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg)
+            tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg,
+                                decide=how)
             pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
         self.n_runs[sharp] += S * K
         tr = jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
@@ -227,7 +232,9 @@ class Point:
             after0 = (slice(None), slice(None), slice(1, None))  # step 0 is lambda_0, counted once
             measured = tr.sharpness_matvecs[after0] > 0
             self.n_matvecs += int(tr.sharpness_matvecs[after0].sum())
-            self.n_unconverged += int((measured & ~tr.sharpness_converged[after0]).sum())
+            # a measurement stopped by its decision is a lower bound by design, not unconverged
+            self.n_unconverged += int((measured & ~tr.sharpness_converged[after0]
+                                       & ~tr.sharpness_decided[after0]).sum())
         return tr
 
     def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
@@ -236,7 +243,8 @@ class Point:
         cfg = self.cfg
         S, K = idx.shape
         if not all((sharp, s, int(i)) in self.memo for s in range(S) for i in idx[s]):
-            tr = self.run(cfg.c_grid[idx], sharp, min(cfg.c_chunk, K) if sharp else K)
+            tr = self.run(cfg.c_grid[idx], sharp, min(cfg.c_chunk, K) if sharp else K,
+                          decide=cfg.train.sharpness_early_exit)
             ind = {"loss_rise": phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals),
                    "diverge": phases.runs_diverge(tr.diverged, cfg.T1)}
             if sharp:

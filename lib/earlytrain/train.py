@@ -31,6 +31,10 @@ from .errors import check, check_bool, check_choice, check_int, check_positive, 
 from .models import Model
 
 OPTIMIZERS = ("sgd", "gd")
+# float32 matmul / convolution precision (jax.lax.Precision names). On recent NVIDIA GPUs JAX's
+# "default" may run float32 products in TF32 (~1e-3 relative error per product: the size of the
+# sharpness tolerance), "high" in bf16_3x; "highest" is full float32, the same as on this CPU.
+MATMUL_PRECISIONS = ("highest", "high", "default")
 
 
 @strict_init
@@ -53,6 +57,11 @@ class TrainConfig:
     sharpness_warm_mix: float = 0.1   # weight of a fixed random vector added to every warm start,
     #                                   so no eigenvector is invisible to the Krylov space [I]
     sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
+    matmul_precision: str = "highest"  # of every matmul / convolution of the training steps, the
+    #                                    Hessian-vector products and lambda_0 (MATMUL_PRECISIONS)
+    sharpness_early_exit: bool = True  # a sweep's search runs measure lambda_t only until their
+    #                                    c_sharp indicator is decided (``run``'s ``decide``); the
+    #                                    same constants, fewer products; False: full measurements
 
     def __post_init__(self):
         check_choice(self.loss, "loss", losses.LOSSES)
@@ -71,6 +80,8 @@ class TrainConfig:
             tol = getattr(self, name)
             check(is_real(tol) and 0 <= tol < 1, name, f"a number in [0, 1) (0: always spend {cap} products)", tol)
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
+        check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
+        check_bool(self.sharpness_early_exit, "sharpness_early_exit")
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
@@ -95,6 +106,11 @@ class Trajectory(NamedTuple):
     sharpness_matvecs: jax.Array   # [T+1] int32 Hessian-vector products spent (0: not measured)
     sharpness_converged: jax.Array  # [T+1] bool: the estimate met its tolerance (False: not
     #                                 measured, or the cap was reached first)
+    sharpness_decided: jax.Array   # [T+1] bool: the measurement stopped early because its Ritz
+    #                                value decided the run's c_sharp indicator (``run``'s
+    #                                ``decide``): the value is a lower bound, not an estimate to
+    #                                tolerance; later steps are not measured. Always False for
+    #                                full measurements.
 
 
 def batch_schedule(n: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:
@@ -110,13 +126,22 @@ def batch_schedule(n: int, batch_size: int, num_steps: int, seed: int) -> np.nda
     return np.asarray(batches[:num_steps], dtype=np.int32)
 
 
+def matmul_precision(cfg: TrainConfig):
+    """The context in which a run, a sharpness measurement or lambda_0 is traced: every dot and
+    convolution without an explicit ``precision=`` (flax's layers, jnp's matmuls, the Lanczos
+    vector products) gets ``cfg.matmul_precision`` (``jax.default_matmul_precision`` is read when
+    an operation is traced, so this holds inside jit; tests/test_train.py checks the lowered HLO)."""
+    return jax.default_matmul_precision(cfg.matmul_precision)
+
+
 def _loss_fn(model: Model, loss_name: str):
     loss = losses.get(loss_name)
     return lambda params, aux, x, y: loss(model.apply(params, aux, x), y)
 
 
 def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None,
-                      gap_bound: bool | None = None, mix_direction=None) -> hessian.Eig:
+                      gap_bound: bool | None = None, mix_direction=None, above=None,
+                      active=True) -> hessian.Eig:
     """Top Hessian eigenvalue of the training loss on (x, y) at params; v0 [n] warm-starts it.
 
     Stops when the rigorous residual bound on its relative error is <= cfg.sharpness_tol;
@@ -124,13 +149,15 @@ def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None
     which needs about half the products on the book's MSE trajectories but was measured 7 %
     off at a claimed 1e-3 on cross-entropy Hessians (near-degenerate top eigenvalues), so it
     is off by default. mix_direction: ``warm_start``'s random vector, if computed already (a
-    run computes it once, not at every step)."""
+    run computes it once, not at every step). above, active: ``hessian.lanczos`` (the early
+    exit). Traced at ``cfg.matmul_precision``."""
     lf = _loss_fn(model, cfg.loss)
     gap = cfg.sharpness_gap_bound if gap_bound is None else gap_bound
-    if v0 is not None and cfg.sharpness_warm_mix > 0:
-        v0 = warm_start(v0, cfg.sharpness_warm_mix, mix_direction)
-    return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
-                                  cfg.sharpness_iters, cfg.sharpness_tol, gap)
+    with matmul_precision(cfg):
+        if v0 is not None and cfg.sharpness_warm_mix > 0:
+            v0 = warm_start(v0, cfg.sharpness_warm_mix, mix_direction)
+        return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
+                                      cfg.sharpness_iters, cfg.sharpness_tol, gap, above, active)
 
 
 def warm_start(v: jax.Array, mix: float, direction=None) -> jax.Array:
@@ -165,20 +192,61 @@ def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
     return mask
 
 
+class Decide(NamedTuple):
+    """What a search run must decide (``run(..., decide=...)``): its c_sharp indicator,
+    "max over steps 1..T1 of rd(lambda_t / lambda_0) > 1 + eps or the run diverged"
+    (``phases.sharpness_rises``). ``boundary``: the ratio at which that indicator turns True
+    (``phases.rise_boundary(decimals, eps)``)."""
+    T1: int
+    boundary: float
+
+
+# relative safety margin of an early decision: a Ritz value must exceed the threshold by this
+# much (far above float32 rounding of a Ritz value, ~1e-6; far below sharpness_tol)
+DECIDE_MARGIN = 1e-5
+
+
+def decide_threshold(lam0: hessian.Eig, decide: Decide):
+    """The sharpness above which a run's c_sharp indicator is decided True: lambda_0's estimate
+    times its own error bound (a Ritz value is a lower bound, the truth lies within ``bound``
+    above it), times the indicator's boundary ratio, times 1 + DECIDE_MARGIN. A measurement
+    above it makes both the indicator on the estimates (what the sweep computes, so the
+    constants are the current engine's) and the one on the true eigenvalues True.
+    inf where lambda_0 is not a finite positive estimate with a finite bound (never decides)."""
+    thr = lam0.value * (1 + lam0.bound) * decide.boundary * (1 + DECIDE_MARGIN)
+    ok = jnp.isfinite(thr) & (lam0.value > 0)
+    return jnp.where(ok, thr, jnp.inf).astype(lam0.value.dtype)
+
+
 def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
-        lam0: hessian.Eig) -> Trajectory:
+        lam0: hessian.Eig, decide: Decide | None = None) -> Trajectory:
     """One run of T = cfg.num_steps steps of SGD / GD with learning rate ``lr`` (traced scalar).
 
     batches: [T, B] int32 indices into data.x (ignored for GD). lam0: the initial sharpness
     estimate (its vector warm-starts the first measurement). Returns a Trajectory of [T + 1].
+    decide: measure the sharpness only as far as the c_sharp indicator needs (``run_with_params``).
     """
-    return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0)[0]
+    return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)[0]
 
 
 def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
-                    lam0: hessian.Eig):
+                    lam0: hessian.Eig, decide: Decide | None = None):
     """As ``run``, and also return the parameters after the last step (the last finite ones
-    for a diverged run): (Trajectory, params_T)."""
+    for a diverged run): (Trajectory, params_T).
+
+    No step of a diverged run measures the sharpness (its record is NaN either way). With
+    ``decide`` (the early exit of a search run), the sharpness is measured only until the run's
+    c_sharp indicator is decided: a measurement stops at the first Ritz value above
+    ``decide_threshold`` (exact: Ritz values are lower bounds of lambda_t and grow with the
+    products, so the full estimate would be above it too), is flagged ``sharpness_decided``, and
+    no later step of that run is measured (NaN, 0 products); nor is any step after T1. A run
+    whose indicator stays False is measured at every step 1..T1 exactly as without ``decide``.
+    The losses, and hence the loss and divergence indicators, are those of the full run."""
+    with matmul_precision(cfg):
+        return _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)
+
+
+def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
     lf = _loss_fn(model, cfg.loss)
     opt = optax.sgd(learning_rate=lr)
     nan = jnp.asarray(jnp.nan, jnp.result_type(float))
@@ -190,26 +258,23 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
     # warm_start's random vector, once per run rather than at every measurement (1.5 ms each
     # at 334k parameters, against a few products)
     mix_direction = hessian.start_vector(lam0.vector.shape[0], lam0.vector.dtype)
+    above = None if decide is None else decide_threshold(lam0, decide)
 
-    def sharpness(p, v):
+    def sharpness(p, v, need):
         eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v,
-                                mix_direction=mix_direction)
+                                mix_direction=mix_direction, above=above, active=need)
         return eig.value, eig.residual, eig.vector, eig.n_matvec, eig.converged
 
-    when = sharpness_steps(cfg)
-
-    def skip(p, v):
+    def skip(p, v, need):
         return nan.astype(v.dtype), nan.astype(v.dtype), v, jnp.int32(0), jnp.asarray(False)
 
-    def sharpness_or_skip(now, params, v):
-        if when.all():
-            return sharpness(params, v)
-        # ``now`` is shared by all vmapped runs, so this cond stays a real branch under vmap
-        return jax.lax.cond(now, sharpness, skip, params, v)
+    when = sharpness_steps(cfg)
+    if decide is not None:
+        when = when & (np.arange(1, cfg.num_steps + 1) <= decide.T1)
 
     def step(carry, xs):
         now, idx = xs
-        params, opt_state, diverged, v = carry
+        params, opt_state, diverged, v, decided = carry
         if cfg.optimizer == "sgd":
             xb, yb = data.x[idx], data.y[idx]
         else:
@@ -224,20 +289,28 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverged, b, a), new, old)
         params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         if cfg.measure_sharpness:
-            sharp, resid, vec, nmv, conv = sharpness_or_skip(now, params, v)
-            v = jnp.where(diverged, v, vec)
+            # a real branch per run under lax.map (the CPU default): a skipped step costs
+            # nothing; under vmap both branches run, and ``active`` stops the products of the
+            # skipped lanes (the loop runs for the longest measured lane)
+            need = now & ~diverged & ~decided
+            sharp, resid, vec, nmv, conv = jax.lax.cond(need, sharpness, skip, params, v, need)
+            sharp = jnp.where(need, sharp, nan)
+            resid, nmv, conv = jnp.where(need, resid, nan), jnp.where(need, nmv, 0), conv & need
+            v = jnp.where(need, vec, v)
+            hit = need & (sharp > above) if decide is not None else jnp.asarray(False)
+            decided = decided | hit
         else:
             sharp = resid = nan
-            nmv, conv = jnp.int32(0), jnp.asarray(False)
+            nmv, conv, hit = jnp.int32(0), jnp.asarray(False), jnp.asarray(False)
         out = (jnp.where(diverged, nan, loss), jnp.where(diverged, nan, acc),
                jnp.where(diverged, nan, sharp), jnp.where(diverged, nan, resid), diverged,
-               jnp.where(diverged, 0, nmv), conv & ~diverged)
-        return (params, opt_state, diverged, v), out
+               jnp.where(diverged, 0, nmv), conv & ~diverged, hit & ~diverged)
+        return (params, opt_state, diverged, v, decided), out
 
     loss0, acc0 = measure(params0)
-    carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector)
+    carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector, jnp.asarray(False))
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
-    (params_T, *_), (loss, acc, sharp, resid, div, nmv, conv) = jax.lax.scan(
+    (params_T, *_), (loss, acc, sharp, resid, div, nmv, conv, hit) = jax.lax.scan(
         step, carry0, (jnp.asarray(when), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
@@ -246,7 +319,7 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
         lam = (lam0.value, lam0.residual, lam0.n_matvec, lam0.converged)
     return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam[0], sharp),
                       prepend(lam[1], resid), prepend(False, div), prepend(lam[2], nmv),
-                      prepend(lam[3], conv)), params_T
+                      prepend(lam[3], conv), prepend(False, hit)), params_T
 
 
 TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests count compiles
@@ -267,8 +340,9 @@ def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConf
     to its threshold."""
     TRACE_COUNT["lambda0"] += 1
     cfg0 = cfg.replace(sharpness_iters=2 * cfg.sharpness_iters, sharpness_tol=cfg.lambda0_tol)
-    return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg0,
-                                                   gap_bound=False))(params, aux)
+    with matmul_precision(cfg):
+        return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg0,
+                                                       gap_bound=False))(params, aux)
 
 
 def default_batching() -> str:
@@ -278,15 +352,17 @@ def default_batching() -> str:
     return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
-@partial(jax.jit, static_argnames=("model", "cfg", "return_params", "batching"))
+@partial(jax.jit, static_argnames=("model", "cfg", "return_params", "batching", "decide"))
 def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
-             cfg: TrainConfig, return_params: bool = False, batching: str | None = None):
+             cfg: TrainConfig, return_params: bool = False, batching: str | None = None,
+             decide: Decide | None = None):
     """Runs for S initialisations x C learning-rate constants, eta = c / lambda_0.
 
     params/aux/lam0: leading axis S; c: [S, C] (each seed may have its own c values, as in a
     bisection) -> Trajectory with leaves [S, C, T + 1]; with return_params, also the final
     parameters (leaves [S, C, ...]). batching: "vmap" or "map" (None: ``default_batching()``);
     both give the same numbers up to float rounding. One compile per (model, shapes, cfg, ...).
+    decide: the early exit of search runs (``run_with_params``); None: full measurements.
     """
     TRACE_COUNT["run_grid"] += 1
     batching = batching or default_batching()
@@ -295,5 +371,5 @@ def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, b
     over = jax.vmap if batching == "vmap" else (lambda f: lambda *a: jax.lax.map(lambda t: f(*t), a))
 
     def per_seed(p, a, lam, cs):
-        return over(lambda ci: one(model, p, a, ci / lam.value, data, batches, cfg, lam))(cs)
+        return over(lambda ci: one(model, p, a, ci / lam.value, data, batches, cfg, lam, decide))(cs)
     return over(per_seed)(params, aux, lam0, c)
