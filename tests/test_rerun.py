@@ -89,7 +89,8 @@ def _rerun():
     return rerun_chapter
 
 
-def test_rerun_estimates_the_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys):
+def test_rerun_estimates_the_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))  # the estimate does not depend on what is cached here
     """Chapter 01's paper preset: its two sweeps are costed from the chapter's own configuration
     cells, and without a terminal (and without YES=1) nothing starts."""
     rr = _rerun()
@@ -150,7 +151,8 @@ def test_in_process_progress_counts_cached_points_apart(tmp_path, monkeypatch, c
     assert "demo sweep" in bar and "3/3" in bar and "2 cached" in bar
 
 
-def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypatch, capsys):
+def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))  # nothing cached: a built book's results would count as done
     rr = _rerun()
     est = rr.estimate_module()
     monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
