@@ -25,7 +25,9 @@ export DEBIAN_FRONTEND=noninteractive
 log "apt-get install chromium chromium-driver"
 if ! $SUDO apt-get install -y -q -o DPkg::Lock::Timeout=300 chromium chromium-driver >/dev/null; then
   log "package not found in the apt lists; running apt-get update first"
-  $SUDO apt-get update -q >/dev/null
-  $SUDO apt-get install -y -q -o DPkg::Lock::Timeout=300 chromium chromium-driver >/dev/null
+  if ! { $SUDO apt-get update -q >/dev/null &&
+         $SUDO apt-get install -y -q -o DPkg::Lock::Timeout=300 chromium chromium-driver >/dev/null; }; then
+    log "NOTE: apt-get could not install Chromium (no registry?); the browser test skips"; exit 0
+  fi
 fi
 log "done: $(chromium --version 2>/dev/null || true)"
