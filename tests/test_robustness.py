@@ -84,3 +84,14 @@ def test_order_mask():
     both, judged, regime = robustness.ordering([ds, sweep_ds(seeds=(1, 2))])   # over several sweeps
     assert both.tolist() == ordered.tolist() + [True] * 6 and judged.sum() == 11
     assert regime.tolist() == [False, False, True, True, True, True] * 2     # d/w = 1/8, 1/16, 1/32
+
+
+def test_csharp_shift_widest_pairs_seeds_at_the_widest_width_measured_in_both():
+    base, var = sweep_ds(), sweep_ds(scale=0.5)
+    var["c_sharp"] = var.c_sharp.where(var.width < 128)  # the widest width lacks c_sharp in the variant
+    w, lr = robustness.csharp_shift_widest(var, base)
+    assert w == 64 and np.allclose(lr, -1.0) and lr.shape == (3,)
+    var["c_sharp"] = var.c_sharp.where(var.width < 0)  # none measured: no width
+    w, lr = robustness.csharp_shift_widest(var, base)
+    assert w is None and lr.shape == (1,) and np.isnan(lr).all()
+

@@ -74,6 +74,17 @@ def paired_spread(variant: xr.Dataset, baseline: xr.Dataset, names=CONSTANTS) ->
     return out
 
 
+def csharp_shift_widest(variant: xr.Dataset, baseline: xr.Dataset) -> tuple[int | None, np.ndarray]:
+    """App. J.1's comparison: log2(c_sharp_variant / c_sharp_baseline) per initialisation (paired
+    by seed) at the widest width of the first depth where every initialisation of both sweeps has
+    a measured c_sharp -> (that width, [S]); (None, [NaN]) when no width has them all."""
+    both = (variant.c_sharp.notnull() & baseline.c_sharp.notnull()).isel(depth=0).all("seed")
+    if not bool(both.any()):
+        return None, np.array([np.nan])
+    w = int(baseline.width.values[both.values][-1])
+    return w, np.log2(variant.c_sharp / baseline.c_sharp).isel(depth=0).sel(width=w).values
+
+
 def in_regime(ds: xr.Dataset, gamma: float = GAMMA) -> xr.DataArray:
     """Per (depth, width): d/w <= gamma, the range where the paper's results hold."""
     return (ds.depth / ds.width) <= gamma * (1 + 1e-12)
