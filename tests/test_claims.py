@@ -409,3 +409,36 @@ def test_robustness_chapter_records(claims_dir):
     assert r.verdict == "not at this scale" and "1/16" in r.detail
     loaded = claims.load(claims_dir)[ch]["records"]
     assert len(loaded) == 2 and all(rec.problems() == [] for rec in loaded)
+
+
+# ----------------------------------------------------------------------------- uv-order-init (App. B.6)
+def test_uv_order_violation_is_real_in_float64():
+    """uv-order-init's violations are not float32 round-off: at w = 2, initialisation 59 of the
+    chapter's sweep (seed 0; drawn in float32, the state then cast to float64), the top Hessian
+    eigenvalue rises within T1 = 10 steps at c = 5.86479 (by 1.2 %) while the loss stays below L_0
+    (0.97 L_0), and no c on a fine float64 grid of [1, 5.86479] raises the loss: c_loss > c_sharp."""
+    import jax
+    from earlytrain import uv
+    w, i, c_star = 2, 59, 5.86479
+    key = jax.random.fold_in(jax.random.PRNGKey(0), w)          # the sweep's key for this width
+    u, v = uv.init(key, w, "ntp", 1.0, n=256)
+    gamma = uv.output_multiplier(w, "ntp")
+    df0_32, lam0_32 = uv.initial_state(u, v, 0.0, gamma)
+    df0_32, lam0_32 = float(df0_32[i]), float(lam0_32[i])
+    assert df0_32 == pytest.approx(-2.27224135, rel=1e-7) and lam0_32 == pytest.approx(3.36613989, rel=1e-7)
+    with jax.enable_x64(True):
+        import jax.numpy as jnp
+        df0, lam0 = jnp.float64(df0_32), jnp.float64(lam0_32)
+        top0 = uv.hessian_top(df0, lam0, 0.0, gamma, w)
+
+        def ratios(cs):
+            tr = jax.vmap(lambda lr: uv.fn_map(df0, lam0, 0.0, gamma, lr, 10, 1e5))(jnp.asarray(cs) / top0)
+            loss = np.asarray(tr.df[:, 1:] ** 2 / df0 ** 2)
+            top = np.asarray(uv.hessian_top(tr.df[:, 1:], tr.lam[:, 1:], 0.0, gamma, w) / top0)
+            return loss.max(-1), top.max(-1), np.asarray(tr.diverged.any(-1))
+        loss, top, div = ratios(np.array([c_star]))
+        assert top.dtype == np.float64
+        assert top[0] == pytest.approx(1.01207, abs=1e-4) and loss[0] == pytest.approx(0.97177, abs=1e-4)
+        assert not div[0]
+        loss, _, div = ratios(np.linspace(1.0, c_star, 200001))
+        assert not div.any() and loss.max() < 1.0, "the loss never rises at c <= 5.86479: c_loss > c_sharp"
