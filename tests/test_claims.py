@@ -442,3 +442,27 @@ def test_uv_order_violation_is_real_in_float64():
         assert not div[0]
         loss, _, div = ratios(np.linspace(1.0, c_star, 200001))
         assert not div.any() and loss.max() < 1.0, "the loss never rises at c <= 5.86479: c_loss > c_sharp"
+
+
+def test_section7_claims_rules():
+    """The records added for the issue's section 7 (depth, batch, App. G.1/G.2, uv barrier, xent c_sharp)."""
+    rise = claims.REGISTRY["kb-centered-sharp-rise"].check
+    assert rise({"centered c=1": 1.02, "zero-init c=1": 1.01}).verdict == "reproduced"
+    assert rise({"centered c=1": 1.0, "zero-init c=1": 1.01}).verdict == "not reproduced", "no rise is not a slight rise"
+    assert rise({"centered c=1": 1.2, "zero-init c=1": 1.01}).verdict == "not reproduced", "above epsilon is not slight"
+    assert rise({"centered": math.nan, "zero-init": math.nan}).verdict == "not at this scale"
+    broad = claims.REGISTRY["kb-batch-broadens"].check
+    assert broad(0.05, per_init=[0.04, 0.05, 0.06]).verdict == "reproduced"
+    assert broad(-0.05, per_init=[-0.04, -0.05, -0.06]).verdict == "not reproduced"
+    assert broad(math.nan, per_init=[math.nan] * 3).verdict == "not at this scale"
+    depth = claims.REGISTRY["kb-ccrit-depth"].check
+    assert depth(2.0 ** 1.2, x_step=0.25).verdict == "reproduced" and depth(2.0 ** 1.4, x_step=0.25).verdict == "partly"
+    assert depth(math.nan, x_step=0.25).verdict == "not at this scale"
+    deeper = claims.REGISTRY["kb-chi-broadens-depth"].check
+    tight = [[-1.0, -1.1, -0.9], [-0.5, -0.55, -0.45]]
+    assert deeper([-1.0, -0.5], x=[4, 8], per_init=tight).verdict == "reproduced"
+    assert deeper([-0.5, -1.0], x=[4, 8], per_init=tight[::-1]).verdict == "not reproduced"
+    assert deeper([-1.0, math.nan], x=[4, 8], per_init=[tight[0], [math.nan] * 3]).verdict == "not at this scale"
+    g2 = claims.REGISTRY["kb-centered-zero-depth"].check
+    assert g2({"centered": 2.1, "zero-init": 2.3}).verdict == "reproduced"
+    assert g2({"centered": 2.1, "zero-init": 4.5}).verdict == "not reproduced"

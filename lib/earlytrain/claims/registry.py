@@ -233,6 +233,16 @@ claim(id="uv-zero-trace", paper="kb", where="App. G.3", chapter=CH2, figure="fig
       quote="SPEC 6 (G.3): 'lambda_1 = lambda_0 (1 + eta^2 y^2 / w), so the trace rises for every k' [D].",
       quantity="smallest first-step trace rise over widths, inits and k", expected="> 0",
       rule="verified if > 0", check=Above(0.0))
+claim(id="uv-barrier-large-lr", paper="kb", where="Sec. 5, Fig. 8", chapter=CH2, figure="fig-02-landscape",
+      preset="quick.yaml", statement="In the uv model a loss barrier between the initial and the trained weights "
+      "appears only at large learning rate.", quote="[I: the paper's sentence is not known (SPEC 6 gives only Fig. "
+      "8's coordinates); the issue's reading of KB Sec. 5, Fig. 8: 'the barrier of Fig. 8 appears only at large "
+      "learning rate']", quantity="per (width, init): whether the barrier U(k) = max_tau L((1 - tau) theta_0 + "
+      "tau theta_T) - L(theta_0) (Definition 2; 101 tau, T = landscape_steps) is absent (U <= 1e-5 L_0, above "
+      "float32 round-off [I]) at every k < 2 of barrier_ks and present (U > 1e-5 L_0) at their largest k; "
+      "widths landscape_widths, barrier_n_init inits each", expected="all (no barrier without a catapult, a "
+      "barrier at large k)", rule="share >= 90 % reproduced, >= 50 % partly; otherwise not reproduced",
+      check=Fraction(0.9, 0.5))
 
 # --- chapter 3: catapult, EoS, chaos
 claim(id="cat-kmax-4", paper="catapult", where="Sec. 2", chapter=CH3, figure="fig-03-regimes", kind="exact",
@@ -343,6 +353,29 @@ claim(id="kb-chi-stage1", paper="kb", where="Sec. 3", chapter=CH5, figure="fig-0
       quote="[I: SPEC does not word it; the issue's reading of Sec. 3: 'in stage (1) ... chi falls with d and "
       "1/w']", quantity="chi at the smallest c of the grid, per width", expected="decreasing in 1/w",
       rule=DOWN, check=Trend(-1))
+claim(id="kb-ccrit-depth", paper="kb", where="Sec. 3, App. I", chapter=CH5, figure="fig-05-depth",
+      statement="c_crit ~ 2 at a larger depth too: it is roughly independent of d.",
+      quote="KB Sec. 3, Fig. 5 [P]: 'c_crit ~ 2 for MSE across architectures'; KB App. I [P]: 'c_crit ~ 2 (MSE), "
+      "roughly independent of d and w' (SPEC's paraphrase)", quantity="c_crit = argmin chi'' (the chapter's "
+      "analysis of the mean chi) of the added depth depth_extra at the narrowest width",
+      expected="2", rule="reproduced if |log2 c_crit - 1| <= one grid step (x_step), partly if <= two; no "
+      "added depth (depth_extra = 0): not at this scale", check=LogNear(1.0, 1.01, 2.02, in_steps=True))
+claim(id="kb-chi-broadens-depth", paper="kb", where="Sec. 3, App. I", chapter=CH5, figure="fig-05-depth",
+      statement="The peak of chi'' broadens (is shallower) as the depth grows.",
+      quote="KB Sec. 3 [P]: 'the peak in chi'' broadens with d and 1/w' (SPEC's paraphrase)",
+      quantity="min chi'' at the narrowest width at depth d and at the added depth depth_extra, per "
+      "initialisation (each initialisation's own chi, the same Savitzky-Golay analysis; the same seeds)",
+      expected="|min chi''| decreasing in d", rule=UP.replace("log x", "log d") + " (2 depths: the one step "
+      "judged on the initialisations; a shallower, less negative minimum at larger d); no added depth: not at "
+      "this scale", check=Trend(+1, min_points=2))
+claim(id="kb-batch-broadens", paper="kb", where="App. J.2", chapter=CH5, figure="fig-05-batch",
+      statement="A smaller SGD batch broadens the transition around c_crit (a shallower peak of chi'').",
+      quote="KB App. J.2 [P]: smaller batches broaden the peak in chi'' too (SPEC 4.5's paraphrase: 'smaller "
+      "batches broaden it too (App. J)')", quantity="per initialisation (same seeds), min chi''(B = "
+      "batch_small) - min chi''(B = batch_size) at the narrowest width, each from that initialisation's own chi",
+      expected="> 0 (shallower at the smaller batch)", rule="reproduced if the mean difference is above 0 and "
+      "resolved (>= 97.5 % of 400 bootstrap resamples of the initialisations above 0); otherwise not "
+      "reproduced; no small-batch run (batch_small = 0): not at this scale", check=ResolvedShift(+1))
 
 # --- chapter 6: output at initialisation (App. G, H)
 claim(id="kb-standard-closs", paper="kb", where="Sec. 4, Fig. 6", chapter=CH6, figure="fig-out-variants",
@@ -358,6 +391,24 @@ claim(id="kb-zero-closs", paper="kb", where="App. G, Fig. 6", chapter=CH6, figur
       statement="Zero-init networks have c_loss ~ 2 at every width.", quote="SPEC 5: 'c_loss ~ 2 regardless of d "
       "and w.'", quantity="mean c_loss per width", expected="2", rule="as kb-centered-closs",
       check=Every(Near(2.0, 0.5, 1.0)))
+claim(id="kb-centered-zero-depth", paper="kb", where="App. G.2", chapter=CH6, figure="fig-out-depth",
+      statement="Centered and zero-init networks keep c_loss ~ 2 at a larger depth: their constants do not scale "
+      "with depth.", quote="KB App. G.2 [P]: with both interventions the opening of the sharpness-reduction "
+      "phase disappears, 'and c_loss ~ 2 regardless of d and w' (SPEC 5's paraphrase)",
+      quantity="mean c_loss over inits of the centered and of the zero-init network at the added depth "
+      "depth_extra and the narrowest width", expected="2 for both", rule="reproduced if |<c_loss> - 2| <= 0.5 "
+      "for both, partly if <= 1 (the worse decides), as kb-centered-closs; no added depth: not at this scale",
+      check=Every(Near(2.0, 0.5, 1.0)))
+claim(id="kb-centered-sharp-rise", paper="kb", where="App. G.1", chapter=CH6, figure="fig-out-g1",
+      statement="In centered and zero-init networks the sharpness rises slightly even at small c.",
+      quote="KB App. G.1 [P, footnote]: the sharpness rises slightly even at small c here, so c_sharp uses "
+      "max_t lambda_t/lambda_0 > 1 + epsilon with epsilon = 0.05 (SPEC 4.2's paraphrase)",
+      quantity="max over 1 <= t <= T1 of lambda_t/lambda_0 at each c < 2 of traj_c, for the centered and the "
+      "zero-init network (one initialisation, w = traj_width)", expected="in [1.005, 1.05]: a rise that "
+      "Definition 1's rounding counts (rd2 > 1) and the paper's epsilon = 0.05 removes",
+      rule="reproduced if 1.005 <= ratio <= 1.05 at every (network, c < 2) entry; otherwise not reproduced (the "
+      "worst entry decides: no rise, or a rise above epsilon, fails); no c < 2 in traj_c: not at this scale",
+      check=Every(Within(1.005, 1.05)))
 claim(id="kb-alpha-small-rise", paper="kb", where="App. H.1", chapter=CH6, figure="fig-out-alpha-traj",
       statement="A small initial output norm alpha makes the sharpness rise early.", quote="SPEC 5: 'large alpha "
       "makes sharpness fall early, small alpha makes it rise'.", quantity="max over t >= 1 and c of "
@@ -413,6 +464,13 @@ claim(id="kb-xent-order", paper="kb", where="App. F.1", chapter=CH7, figure="fig
       "initialisation.", quote="[I: SPEC does not word App. F.1's ordering]", quantity="share of (width, init) "
       "with a measured c_sharp that satisfy the order", expected=">= 90 %",
       rule="share >= 90 % reproduced, >= 50 % partly", check=Fraction(0.9, 0.5))
+claim(id="kb-xent-csharp-width", paper="kb", where="App. F.1", chapter=CH7, figure="fig-07-xent",
+      statement="With cross-entropy c_sharp still grows with 1/w (the phase diagram keeps its shape).",
+      quote="[I: the paper's sentence on c_sharp under cross-entropy is not known (SPEC does not word App. F.1); "
+      "the chapter's reading of App. F: 'c_loss and c_sharp grow with 1/w']", quantity="mean c_sharp per width "
+      "(widths up to xent_c_sharp_max_width; per-initialisation values kept)", expected="increasing in 1/w",
+      rule=UP + " (2 widths suffice: the one step judged on the initialisations). " + REGIME + " (regime: some "
+      "width with a measured c_sharp has d/w <= 1/16 [I])", check=Trend(+1, min_points=2))
 claim(id="kb-xent-drop", paper="kb", where="App. F, I, Def. 4", chapter=CH7, figure="fig-07-xent-sat",
       statement="With cross-entropy c_crit (Definition 4: argmin chi'') sits at larger c than with MSE, near c ~ "
       "4 [I].", quote="SPEC 4.5: 'For xent, the drop sits near c ~ 4 [I: value not known; [P] says this "
