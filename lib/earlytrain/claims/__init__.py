@@ -3,8 +3,8 @@ its margin and its stability over initialisations.
 
 A claim (:mod:`.registry`) is one statement of one of the three papers the book reproduces (Kalra
 & Barkeshli 2023, "kb"; Kalra, He & Barkeshli 2023, the uv-model paper, "uv"; Lewkowycz et al.
-2020, the catapult paper, "catapult"), with where it stands, the paper's statement as SPEC words
-it, the quantity a chapter measures, the paper's value and the rule that turns the measurement
+2020, the catapult paper, "catapult"), with where it stands, the paper's statement (its wording or a close paraphrase, cited by paper
+and section), the quantity a chapter measures, the paper's value and the rule that turns the measurement
 into a verdict, in words (``rule``) and in code (``check``, a rule of :mod:`.rules`). Exact checks
 of the code (identities of the uv map) are their own kind and are counted apart from the
 reproductions; so are the book's own questions ("extension").
