@@ -109,7 +109,7 @@ def test_notebook_imports_and_library():
                         as_version=4)
     assert bookexec.notebook_imports(nb) == {"__init__", "uv", "cache", "plotting.__init__", "uv_phases"}
     lib = bookexec.library_of(nb)
-    assert {"uv", "errors", "uv_phases", "cache", "plotting.style", "plotting.phase"} <= set(lib)
+    assert {"uv", "errors", "uv_phases", "cache", "plotting.style", "plotting.diagram"} <= set(lib)
     assert "sweep" not in lib and "train" not in lib
 
 

@@ -183,8 +183,8 @@ def test_module_deps_follow_imports():
     assert {"saturation", "sweep", "train", "models", "cnn", "hessian", "losses", "data", "cache"} <= set(sat)
     assert "uv" not in sat and not any(m.startswith("plotting") for m in sat)
     assert cache.module_deps("uv_phases") == ("errors", "uv", "uv_phases")
-    assert cache.module_deps("plotting.output") == ("errors", "plotting.output", "plotting.phase",
-                                                    "plotting.style", "regimes")
+    assert cache.module_deps("plotting.variants") == ("plotting.diagram", "plotting.style", "plotting.variants")
+    assert cache.module_deps("plotting.regimes") == ("errors", "plotting.regimes", "plotting.style", "regimes")
 
 
 def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
@@ -202,7 +202,7 @@ def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "_PKG", pkg)
     try:
         h0 = hashes()
-        with open(pkg / "plotting" / "phase.py", "a") as f:
+        with open(pkg / "plotting" / "diagram.py", "a") as f:
             f.write("\n# a figure edit\n")
         assert hashes() == h0
         with open(pkg / "train.py", "a") as f:

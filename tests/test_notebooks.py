@@ -42,3 +42,12 @@ def test_chapter_is_a_myst_notebook_and_parameterised(nb_path):
     assert (ROOT / "book" / "params" / nb_path.stem / "paper.yaml").exists()
     toc = (ROOT / "_toc.yml").read_text()
     assert f"book/{nb_path.stem}" in toc, "every chapter is in _toc.yml"
+
+
+def test_toc_reads_the_chapters_in_their_numbered_order():
+    """The reading order (_toc.yml) follows the chapters' numbers: a reader of chapter 08 has read 07."""
+    import yaml
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    numbered = [f for f in files if f.split("/")[-1][:2].isdigit()]
+    assert numbered == sorted(numbered) == [f"book/{p.stem}" for p in CHAPTERS]

@@ -95,3 +95,50 @@ def test_csharp_shift_widest_pairs_seeds_at_the_widest_width_measured_in_both():
     w, lr = robustness.csharp_shift_widest(var, base)
     assert w is None and lr.shape == (1,) and np.isnan(lr).all()
 
+
+
+def test_order_count_rows_are_points_columns_seeds():
+    ds = sweep_ds(seeds=(1, 2))
+    ds["c_sharp"][0, 0, 0] = 0.5 * float(ds.c_loss[0, 0, 0])      # out of order at w = 32 (d/w = 1/8)
+    ds["c_sharp"][0, 2, 1] = 2.0 * float(ds.c_max[0, 2, 1])       # out of order at w = 128 (d/w = 1/32)
+    ds["c_sharp"][0, 1, 1] = np.nan                                # not judged
+    n = robustness.order_count([ds, sweep_ds(seeds=(1, 2))])
+    assert n.ordered.shape == n.valid.shape == n.in_regime.shape == (6, 2)
+    assert n.n_valid == 11 and n.n_bad == 2 and n.n_bad_in_regime == 1
+    assert n.fraction == pytest.approx(9 / 11)
+    assert not n.ordered[0, 0] and not n.valid[1, 1] and n.in_regime[1].all() and not n.in_regime[3].any()
+    none = sweep_ds(seeds=(1, 2))
+    none["c_sharp"][:] = np.nan
+    assert np.isnan(robustness.order_count([none]).fraction) and robustness.order_count([none]).n_valid == 0
+    with pytest.raises(ValueError, match="number of seeds"):
+        robustness.order_count([ds, sweep_ds(seeds=(1, 2, 3))])
+
+
+def test_by_width_is_mean_spread_and_values_per_width():
+    ds = sweep_ds(widths=(32, 64), seeds=(1, 2))
+    t = robustness.by_width(ds.c_loss)
+    assert list(t["measured"]) == list(t["spread"]) == list(t["per_init"]) == ["w=32", "w=64"]
+    v = ds.c_loss.values[0, 0]  # (2 + 64/32) * (1.1, 1.2)
+    assert t["measured"]["w=32"] == pytest.approx(v.mean()) and t["spread"]["w=32"] == pytest.approx(v.std())
+    np.testing.assert_array_equal(t["per_init"]["w=32"], v)
+
+
+def test_same_diagram_within_the_regime_and_without_ignored_constants():
+    base, var = sweep_ds(), sweep_ds(scale=2.0)  # widths 32, 64, 128 at d = 4: d/w <= 1/16 at 64, 128
+    measured, spread = robustness.same_diagram(var, base)
+    assert sorted(measured) == sorted(f"{n} w={w}" for n in ("c_loss", "c_sharp", "c_max") for w in (64, 128))
+    assert all(v == pytest.approx(1.0) for v in measured.values())
+    assert all(v == pytest.approx(0.0, abs=1e-12) for v in spread.values())  # every seed doubled
+    measured, spread = robustness.same_diagram(var, base, ignore=("c_sharp",))
+    assert not any(k.startswith("c_sharp") for k in list(measured) + list(spread)) and len(measured) == 4
+    narrow = robustness.in_regime(base) & (base.width < 0)  # nowhere
+    measured, spread = robustness.same_diagram(var, base, where=narrow)
+    assert np.isnan(measured) and spread is None
+
+
+def test_largest_factor_text():
+    base, var = sweep_ds(), sweep_ds(scale=2.0)
+    var["c_loss"] = var.c_loss * xr.DataArray([1.0, 1.0, 2.0], dims="width", coords={"width": var.width})
+    assert robustness.largest_factor_text(robustness.shift(var, base)) == "4.00 (c_loss, w = 128)"
+    wide = robustness.shift(sweep_ds(widths=(8, 16)), sweep_ds(widths=(8, 16)))  # d/w >= 1/4
+    assert robustness.largest_factor_text(wide) == "n/a (no width with d/w <= 1/16)"

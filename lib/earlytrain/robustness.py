@@ -13,9 +13,16 @@ numbers such a claim is judged on, without training anything:
   (depth, width) points inside the paper's validity range :func:`in_regime`;
 * :func:`largest_shift`: the entry of a :func:`shift_table` with the largest |shift|;
 * :func:`order_mask`: per (depth, width, seed), whether c_loss <= c_sharp <= c_max, and where that
-  can be judged (c_sharp measured); :func:`ordering` over several sweeps.
+  can be judged (c_sharp measured); :func:`ordering` over several sweeps, and :func:`order_count`
+  its counts as a claim and a chapter's text use them;
+* :func:`by_width`: one constant's per-width mean, spread and per-seed values (a per-width claim);
+* :func:`same_diagram`: what the claim "the variant gives the baseline's diagram" is judged on;
+* :func:`largest_factor_text`: the largest factor between a variant's and the baseline's means, in
+  words.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -139,3 +146,78 @@ def ordering(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
               for ds in diagrams]
     return (np.concatenate([m[0] for m in masks]), np.concatenate([m[1] for m in masks]),
             np.concatenate(regime))
+
+
+class OrderCount(NamedTuple):
+    """The order c_loss <= c_sharp <= c_max over several sweeps, per (sweep, depth, width) row
+    and seed column: P rows (the sweeps' (depth, width) points in turn, width fastest), S seeds."""
+    fraction: float  # ordered / valid; NaN when no entry can be judged
+    ordered: np.ndarray  # bool [P, S]: ordered and judged
+    valid: np.ndarray  # bool [P, S]: all three constants finite, so the order can be judged
+    in_regime: np.ndarray  # bool [P, S]: d/w <= GAMMA (the paper's validity range)
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+    @property
+    def n_bad(self) -> int:
+        """Judged entries out of order."""
+        return int((self.valid & ~self.ordered).sum())
+
+    @property
+    def n_bad_in_regime(self) -> int:
+        """Judged entries out of order inside the validity range (the paper finds outliers only
+        at large d/w)."""
+        return int((self.valid & ~self.ordered & self.in_regime).sum())
+
+
+def order_count(diagrams) -> OrderCount:
+    """``order_mask`` over several sweeps (an iterable of Datasets over (depth, width, seed) with
+    the same number of seeds), as [P, S] arrays with the fraction ordered among those judged."""
+    diagrams = list(diagrams)
+    n_seed = {ds.sizes["seed"] for ds in diagrams}
+    if len(n_seed) != 1:
+        raise ValueError(f"order_count: the sweeps differ in their number of seeds: {sorted(n_seed)}")
+    (s,) = n_seed
+    masks = [order_mask(ds) for ds in diagrams]
+    regime = [in_regime(ds).broadcast_like(ds["c_loss"]).transpose("depth", "width", "seed").values.ravel()
+              for ds in diagrams]
+    ordered, valid = (np.concatenate([m[i] for m in masks]).reshape(-1, s) for i in (0, 1))
+    frac = float(ordered.sum() / valid.sum()) if valid.any() else float("nan")
+    return OrderCount(frac, ordered, valid, np.concatenate(regime).reshape(-1, s))
+
+
+def by_width(da: xr.DataArray) -> dict[str, dict]:
+    """One constant of a sweep (over (depth, width, seed)) at its first depth, per width: what a
+    per-width claim records, ``{"measured": {"w=64": mean over seeds}, "spread": {"w=64": standard
+    deviation over seeds}, "per_init": {"w=64": values [S]}}``."""
+    d = da.isel(depth=0).transpose("width", "seed")
+    keys = [f"w={w}" for w in d.width.values]
+    return {"measured": dict(zip(keys, d.mean("seed").values)), "spread": dict(zip(keys, d.std("seed").values)),
+            "per_init": dict(zip(keys, d.values))}
+
+
+def same_diagram(variant: xr.Dataset, baseline: xr.Dataset, where: xr.DataArray | None = None,
+                 ignore=()) -> tuple[dict | float, dict | None]:
+    """What the claim "the variant gives the baseline's phase diagram" is judged on: the
+    ``shift_table`` of the shifts and that of the ``paired_spread``, restricted to ``where``
+    (default: ``in_regime(baseline)``), without the constants named in ``ignore`` (e.g. c_sharp,
+    which a smaller batch moves: a claim of its own) -> (shifts, spreads); NaN and None when no
+    entry is left."""
+    where = in_regime(baseline) if where is None else where
+    keep = lambda t: {k: v for k, v in t.items() if k.split(" ", 1)[0] not in ignore}
+    measured = keep(shift_table(shift(variant, baseline), where))
+    spread = keep(shift_table(paired_spread(variant, baseline), where))
+    return measured or float("nan"), spread or None
+
+
+def largest_factor_text(s: xr.Dataset, gamma: float = GAMMA) -> str:
+    """The largest factor 2^|shift| between a variant's mean constant and the baseline's over the
+    points of the ``shift`` Dataset ``s`` with d/w <= gamma, with the constant and width it is
+    at: "1.41 (c_loss, w = 64)"; "n/a (...)" when no such point has a finite shift."""
+    top = largest_shift(shift_table(s, where=in_regime(s, gamma)))
+    if top is None:
+        return f"n/a (no width with d/w <= 1/{1 / gamma:.3g})"
+    name, where = top[0].split(" ", 1)
+    return f"{2 ** abs(top[1]):.2f} ({name}, {where.replace('=', ' = ')})"

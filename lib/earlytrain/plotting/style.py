@@ -1,4 +1,5 @@
-"""One look for every figure in the book."""
+"""One look for every figure in the book: colours and labels of the phases and the critical
+constants, rcParams, and ``detach``."""
 from __future__ import annotations
 
 import matplotlib as mpl
@@ -10,6 +11,9 @@ PHASE_COLORS = {
     "divergent": "#d9d9d9",
 }
 CONSTANT_COLORS = {"c_loss": "#2171b5", "c_sharp": "#d94801", "c_barrier": "#6a51a3", "c_max": "#252525"}
+CONSTANT_LABELS = {"c_loss": r"$c_{loss}$", "c_sharp": r"$c_{sharp}$",
+                   "c_barrier": r"$c_{barrier}$", "c_max": r"$c_{max}$"}
+Y_LABELS = {"inv_width": r"$1/w$", "depth_over_width": r"$d/w$"}  # the y axes of a phase diagram
 
 
 def use_style() -> None:
@@ -20,6 +24,12 @@ def use_style() -> None:
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
         "grid.alpha": 0.3, "lines.linewidth": 1.6, "figure.constrained_layout.use": True,
     })
+
+
+def log2_c_axis(ax) -> None:
+    """A log2 axis of c with the quadratic value c = 2 dashed."""
+    ax.set_xscale("log", base=2)
+    ax.axvline(2.0, color="0.4", ls="--", lw=1)
 
 
 def detach(fig):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..uv import loss_on_plane
 from .style import CONSTANT_COLORS, PHASE_COLORS, detach
 
 _WIDTH_CMAP = plt.get_cmap("viridis")
@@ -111,7 +112,6 @@ def landscape(paths_list, levels=12):
         p = ds.sel(k=k)
         lam_max = float(max(p.lam.max(), p.lam_line.max())) * 1.1
         L, R = np.meshgrid(np.linspace(1e-3, lam_max, 300), np.linspace(-1, 1, 300))
-        from ..uv import loss_on_plane
         Z = np.log10(np.asarray(loss_on_plane(L, R, ds.attrs["y"], ds.attrs["gamma"])) + 1e-12)
         cs = ax.contourf(L, R, Z, levels=levels, cmap="Greys_r", alpha=0.75)
         ax.plot(p.lam, p.rho, "o-", ms=3, lw=0.8, color="#d94801", label="GD path")

@@ -1,47 +1,19 @@
-"""Figures of the early-transient chapter: trajectories (Fig. 2), phase diagrams (Fig. 3) and
-the per-initialisation ordering of the critical constants (Fig. 4)."""
+"""The phase diagram of the critical constants (Fig. 3: ``phase_diagram`` and the table, fits and
+censoring it is drawn from) and the per-initialisation order of the constants (Fig. 4:
+``constant_order``). Each builder returns a Figure: no show(), no file writes, no titles."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib import cm, colors
+from matplotlib import colors
 
-from .style import CONSTANT_COLORS, PHASE_COLORS, detach
-
-CONSTANT_LABELS = {"c_loss": r"$c_{loss}$", "c_sharp": r"$c_{sharp}$",
-                   "c_barrier": r"$c_{barrier}$", "c_max": r"$c_{max}$"}
-Y_LABELS = {"inv_width": r"$1/w$", "depth_over_width": r"$d/w$"}
+from .style import CONSTANT_COLORS, CONSTANT_LABELS, PHASE_COLORS, Y_LABELS, detach
 
 
-def transient(panels: list[tuple[str, xr.Dataset]], seed=None) -> plt.Figure:
-    """Fig. 2 (a, b, d, e): L_t/L_0 and lambda_t/lambda_0 over the first steps, one curve per c.
-
-    panels: [(label, ds)] with ds over (c, step) (one depth, width and seed selected; if ds still
-    has a seed dim, ``seed`` or the first seed is used). Rows = networks, columns = loss, sharpness.
-    """
-    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.6 * len(panels)), squeeze=False)
-    for row, (label, ds) in enumerate(panels):
-        if "seed" in ds.dims:
-            ds = ds.sel(seed=seed if seed is not None else ds.seed.values[0])
-        cs = ds.c.values
-        norm = colors.LogNorm(cs.min(), cs.max())
-        for col, (var, sym) in enumerate([("loss", "L"), ("sharpness", r"\lambda^H")]):
-            ax = axes[row, col]
-            for c in cs:
-                tr = ds[var].sel(c=c)
-                ax.plot(ds.step, tr / tr.isel(step=0), color=cm.viridis(norm(c)), marker=".", ms=3)
-            ax.axhline(1.0, color="k", lw=0.8, ls=":")
-            ax.set_yscale("log")
-            ax.set_xlabel("step $t$")
-            ax.set_ylabel(rf"${sym}_t / {sym}_0$")
-            ax.set_title(f"{label}", fontsize=10, loc="left")
-        fig.colorbar(cm.ScalarMappable(norm, cm.viridis), ax=axes[row, :].tolist(),
-                     label=r"$c = \eta\,\lambda^H_0$")
-    return detach(fig)
-
-
-def _y_values(ds: xr.Dataset, y: str) -> xr.DataArray:
+def y_values(ds: xr.Dataset, y: str) -> xr.DataArray:
+    """The y axis of a phase diagram over (depth, width): 1/w (``y="inv_width"``) or d/w
+    (``"depth_over_width"``, the keys of ``Y_LABELS``)."""
     if y == "inv_width":
         return 1.0 / ds.width
     return ds.depth / ds.width
@@ -55,7 +27,7 @@ def constants_table(ds: xr.Dataset, y: str = "inv_width",
     c_max is only a lower bound) is NaN for *every* seed of that point: it is kept out of fits,
     and so are the seeds of that point that did diverge, which alone would be a sample biased
     low (the initialisations that diverge earliest)."""
-    yv = _y_values(ds, y).broadcast_like(ds[names[0]].isel(seed=0, drop=True))
+    yv = y_values(ds, y).broadcast_like(ds[names[0]].isel(seed=0, drop=True))
     out = {}
     for name in names:
         if name not in ds or bool(ds[name].isnull().all()):
@@ -220,7 +192,7 @@ def phase_diagram(ds: xr.Dataset, y: str = "inv_width", ax=None, fit_order: int 
     return detach(fig)
 
 
-def ordering(datasets) -> plt.Figure:
+def constant_order(datasets) -> plt.Figure:
     """Fig. 4: per initialisation, c_sharp against c_loss and c_max against c_sharp, with y = x.
 
     datasets: one phase-sweep Dataset (depth, width, seed) or a list of them (e.g. the width and

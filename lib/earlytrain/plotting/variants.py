@@ -1,22 +1,18 @@
-"""Figures of the output-at-initialisation chapter (App. G, H) and of the four regimes of
-training (Fig. 1); the rule that places the regime boundaries is ``earlytrain.regimes``."""
+"""Phase diagrams of network variants side by side (App. C, G, H, J, K: the output scale at
+initialisation, NTP, biases, a smaller batch): ``variant_diagrams``, ``constants_by_variant``,
+``sharpness_by_variant``. Each builder returns a Figure: no show(), no file writes, no titles."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import xarray as xr
 from matplotlib import cm, colors
 
-from ..regimes import REGIME_NAMES, Regimes
-from .phase import CONSTANT_LABELS, Y_LABELS, _y_values, phase_diagram
-from .style import CONSTANT_COLORS, detach
-
-REGIME_COLORS = ("#c6dbef", "#d9d9d9", "#fdd0a2", "#fcbba1")
+from .diagram import phase_diagram, y_values
+from .style import CONSTANT_LABELS, Y_LABELS, detach
 
 
-# ----------------------------------------------------------------------------- App. G, H
 def variant_diagrams(datasets: dict, y: str = "inv_width") -> plt.Figure:
-    """One phase diagram (``phase.phase_diagram``) per variant, side by side, shared axes.
+    """One phase diagram (``diagram.phase_diagram``) per variant, side by side, shared axes.
 
     datasets: {label: phase-sweep Dataset over (depth, width, seed)}. The legend is drawn once.
     """
@@ -48,7 +44,7 @@ def constants_by_variant(datasets: dict, names=("c_loss", "c_max"), y: str = "in
         ax = axes[0, j]
         for i, (label, ds) in enumerate(datasets.items()):
             c = ds[name]
-            yy = _y_values(ds, y).broadcast_like(c.isel(seed=0, drop=True)).values.ravel()
+            yy = y_values(ds, y).broadcast_like(c.isel(seed=0, drop=True)).values.ravel()
             mean = c.mean("seed").values.ravel()
             lo, hi = (c.quantile(qq, "seed").values.ravel() for qq in q)
             order = np.argsort(yy)
@@ -96,63 +92,4 @@ def sharpness_by_variant(datasets: dict, seed=None) -> plt.Figure:
         ax.set_title(label, fontsize=10, loc="left")
     axes[0, 0].set_ylabel(r"$\lambda^H_t / \lambda^H_0$")
     fig.colorbar(cm.ScalarMappable(norm, cm.viridis), ax=axes[0].tolist(), label=r"$c = \eta\,\lambda^H_0$")
-    return detach(fig)
-
-
-# ----------------------------------------------------------------------------- Fig. 1
-def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
-    """Fig. 1: sharpness (top) and loss (bottom) against step t + 1 on a log axis, with the
-    edge-of-stability line 2 / eta and the regimes of ``earlytrain.regimes.regime_boundaries`` as shaded spans.
-
-    ds: one trajectory over (step,) with variables sharpness (NaN where not measured) and loss.
-    """
-    fig, (ax, axl) = plt.subplots(2, 1, figsize=(7.2, 6.0), sharex=True, height_ratios=(2, 1))
-    s = ds.sharpness.dropna("step")
-    t_end = float(ds.step.max()) + 1
-    edges = [1.0] + [t + 1 for t in regimes[:3]] + [t_end]   # NaN = regime not reached
-    numerals = ("i", "ii", "iii", "iv")
-    for k, name in enumerate(REGIME_NAMES):
-        nxt = [e for e in edges[k + 1:] if np.isfinite(e)]
-        a, b = edges[k], nxt[0]
-        if np.isfinite(a) and b > a:
-            ax.axvspan(a, b, color=REGIME_COLORS[k], alpha=0.7, lw=0, label=f"({numerals[k]}) {name}")
-            axl.axvspan(a, b, color=REGIME_COLORS[k], alpha=0.7, lw=0)
-    ax.plot(s.step + 1, s, color="k", marker=".", ms=3, lw=1.2, label=r"$\lambda^H_t$")
-    ax.axhline(regimes.lam_eos, color="#cb181d", ls="--", lw=1.2, label=r"$2/\eta$")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_ylabel(r"sharpness $\lambda^H_t$")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    axl.plot(ds.step + 1, ds.loss, color="#2171b5", lw=1.2)
-    axl.set_yscale("log")
-    axl.set_xlabel("step $t + 1$")
-    axl.set_ylabel(r"loss $L_t$")
-    return detach(fig)
-
-
-def eos_zoom(ds: xr.Dataset, lr: float, t_eos: float, last: int = 60) -> plt.Figure:
-    """The edge of stability up close, on linear axes. Left: eta * lambda_t / 2 at every
-    measured step from t_eos on (1 = the stability threshold 2 / eta). Right: the loss over the
-    last ``last`` steps, with the steps at which it rose marked.
-
-    ds: one trajectory over (step,) with sharpness (NaN where not measured) and loss.
-    """
-    fig, (ax, axl) = plt.subplots(1, 2, figsize=(9.6, 3.4))
-    s = ds.sharpness.dropna("step")
-    if np.isfinite(t_eos):
-        s = s.sel(step=slice(t_eos, None))
-    ax.plot(s.step + 1, lr * s / 2, ".-", color="k", ms=3, lw=0.8)
-    ax.axhline(1.0, color="#cb181d", ls="--", lw=1.2, label=r"$\lambda^H_t = 2/\eta$")
-    ax.set_xlabel("step $t + 1$")
-    ax.set_ylabel(r"$\eta\,\lambda^H_t / 2$")
-    ax.legend(fontsize=8, loc="lower right")
-    tail = ds.loss.isel(step=slice(-last, None))
-    up = np.concatenate([[False], np.diff(tail.values) > 0])
-    axl.plot(tail.step + 1, tail, "-", color="#2171b5", lw=1.0)
-    axl.plot((tail.step + 1)[up], tail[up], "^", color="#cb181d", ms=4, lw=0, label="loss rose")
-    axl.set_xlabel("step $t + 1$")
-    axl.set_ylabel(r"loss $L_t$")
-    axl.legend(fontsize=8)
-    axl.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-    fig.tight_layout()
     return detach(fig)
