@@ -13,7 +13,7 @@ numbers such a claim is judged on, without training anything:
   (depth, width) points inside the paper's validity range :func:`in_regime`;
 * :func:`largest_shift`: the entry of a :func:`shift_table` with the largest |shift|;
 * :func:`order_mask`: per (depth, width, seed), whether c_loss <= c_sharp <= c_max, and where that
-  can be judged (c_sharp measured); :func:`ordering` over several sweeps.
+  can be judged (c_sharp measured); :func:`pooled_order_mask` over several sweeps.
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def order_mask(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return ordered & valid, valid
 
 
-def ordering(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pooled_order_mask(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``order_mask`` over several sweeps (an iterable of Datasets), concatenated: (ordered, valid,
     in_regime), the last saying which (depth, width, seed) entries lie in the validity range."""
     diagrams = list(diagrams)
