@@ -38,7 +38,6 @@ from .models import ModelConfig, Network
 from .train import TrainConfig
 
 
-
 @strict_init
 @dataclass(frozen=True)
 class SweepConfig:
