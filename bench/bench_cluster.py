@@ -89,7 +89,7 @@ def main() -> None:
     assert got == list(range(m))
     print(f"scheduler overhead: {m} no-op points on {spec}: {t_sched:.2f} s -> "
           f"{(t_sched - t_loop) / m * 1e3:.1f} ms per point (in-process loop: {t_loop * 1e3:.2f} ms in all)")
-    cluster._close_all()
+    cluster.close_all()
 
 
 if __name__ == "__main__":  # the cluster's worker processes import this file: no work at import

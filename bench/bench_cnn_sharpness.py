@@ -92,7 +92,7 @@ def layer(channels, args):
 def measure(impl, args):
     arch, depth = args.arch, DEPTH[args.arch]
     model = build(arch, depth, args.width, impl)
-    data = sweep._train_data(DATASET[arch], args.n_train, args.n_measure, 0)
+    data = sweep.train_data(DATASET[arch], args.n_train, args.n_measure, 0)
     seeds = list(range(1, args.seeds + 1))
     params, aux = models.init_many(model, models.seed_keys(seeds), data.x_meas)
     p1, a1 = jax.tree.map(lambda a: a[0], (params, aux))

@@ -39,6 +39,16 @@ import jaxcache  # noqa: E402
 jaxcache.enable()
 
 
+@pytest.fixture
+def x64():
+    """Float64 inside the test only (a ``jax.enable_x64`` context, never globally): for checks
+    against exact answers whose tolerances are below float32 round-off. jax is imported here, not
+    at the top, because XLA_FLAGS above must be set before anything imports it."""
+    import jax
+    with jax.enable_x64(True):
+        yield
+
+
 CHAPTER_ID = re.compile(r"\[(\d\d_[a-z0-9_]+?)(?:-[^\]]*)?\]$")
 
 

@@ -182,7 +182,7 @@ def test_module_deps_follow_imports():
     sat = cache.module_deps("earlytrain.saturation")
     assert {"saturation", "sweep", "train", "models", "cnn", "hessian", "losses", "data", "cache"} <= set(sat)
     assert "uv" not in sat and not any(m.startswith("plotting") for m in sat)
-    assert cache.module_deps("uv_phases") == ("errors", "uv", "uv_phases")
+    assert cache.module_deps("uv_phases") == ("errors", "grid", "uv", "uv_phases")  # grid: the c = 2^x grid
     assert cache.module_deps("plotting.variants") == ("plotting.diagram", "plotting.style", "plotting.variants")
     assert cache.module_deps("plotting.regimes") == ("errors", "plotting.regimes", "plotting.style", "regimes")
 

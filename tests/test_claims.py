@@ -226,7 +226,7 @@ def test_figure_labels_exist_in_chapters():
 def claims_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(claims.ENV, str(tmp_path / "claims"))
     yield tmp_path / "claims"
-    claims._STATE.clear()
+    claims.reset()
 
 
 def test_record_writes_valid_file(claims_dir):
@@ -366,7 +366,7 @@ def test_without_env_nothing_is_written(tmp_path, monkeypatch):
     claims.record("05_intermediate_saturation", "kb-ccrit", measured={"w=64": 2.0, "w=128": 2.4}, x_step=0.25)
     assert claims.records("05_intermediate_saturation")[0].verdict == "partly"  # 2.4 is 1.05 steps from 2
     assert not list(tmp_path.rglob("*.json"))
-    claims._STATE.clear()
+    claims.reset()
 
 
 def test_report_and_show(claims_dir):

@@ -70,7 +70,7 @@ def client(roots):
         c = cluster.client_for()
         c.wait_for_workers(2, timeout=120)
         yield c
-        cluster._close_all()
+        cluster.close_all()
 
 
 def _files(root: Path, name: str = "sweep.critical_point") -> list[str]:
@@ -88,7 +88,7 @@ def test_bad_scheduler_is_a_config_error_before_any_compute(bad, tmp_path, monke
     with pytest.raises(ConfigError, match="^EARLYTRAIN_SCHEDULER: expected"):
         uv_phases.early_sweep(UV)
     with pytest.raises(ConfigError, match=r"^scheduler: expected .* or a distributed.Client, got 2"):
-        sweep.trajectories(CFG, [1.0, 4.0], scheduler=2)
+        sweep.trajectory_sweep(CFG, [1.0, 4.0], scheduler=2)
     assert list(tmp_path.iterdir()) == []  # nothing computed, nothing cached
 
 

@@ -243,12 +243,6 @@ def test_myrtle_trains_at_small_c():
 
 # ---- convolution implementations (cnn.conv_patches vs XLA's convolution) -------------------------
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 @pytest.mark.parametrize("ksize,strides,padding,hw", [
     ((3, 3), (1, 1), "SAME", (7, 7)),
     ((3, 3), (2, 2), "SAME", (8, 8)),          # ResNet's strided 3x3: SAME pads (0, 1)

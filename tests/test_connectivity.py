@@ -99,7 +99,7 @@ def test_c_barrier_on_synthetic_data(tmp_path, monkeypatch):
     x = (x - x.mean((1, 2, 3), keepdims=True)) / x.std((1, 2, 3), keepdims=True)
     y = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 128)]
     synthetic = train.TrainData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x[:64]), jnp.asarray(y[:64]))
-    monkeypatch.setattr(sweep, "_train_data", lambda *a: synthetic)
+    monkeypatch.setattr(sweep, "train_data", lambda *a: synthetic)
     cfg = connectivity.from_params(widths=[16], depths=[3], seeds=[1, 2], n_train=128, n_measure=64,
                                    batch_size=32, x_min=0.0, x_max=4.0, x_step=0.25, search="grid")
     ds = connectivity.barrier_sweep(cfg, progress=False).isel(depth=0, width=0)
@@ -124,7 +124,7 @@ def test_ordering_flags():
     import xarray as xr
     ds = xr.Dataset({k: ("seed", np.asarray(v, float)) for k, v in
                      dict(c_loss=[2, 2, 3], c_sharp=[3, 2, 2], c_barrier=[4, 5, 4], c_max=[8, 4, 8]).items()})
-    o = connectivity.ordering(ds)
+    o = connectivity.order_with_barrier(ds)
     assert o["all"].values.tolist() == [True, False, False]
     assert o.barrier_le_max.values.tolist() == [True, False, True]
     assert o.loss_le_sharp.values.tolist() == [True, True, False]

@@ -24,7 +24,7 @@ def synthetic(monkeypatch, tmp_path):
     x = rng.randn(64, 3, 3, 1).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 64)]
     data = train.TrainData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x[:32]), jnp.asarray(y[:32]))
-    monkeypatch.setattr(sweep, "_train_data", lambda *a: data)
+    monkeypatch.setattr(sweep, "train_data", lambda *a: data)
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
     monkeypatch.delenv("EARLYTRAIN_REFRESH", raising=False)
 
@@ -73,14 +73,14 @@ def test_memory_check_rejects_what_cannot_fit_before_compute(synthetic, monkeypa
 
     def no_compute(*a, **k):
         raise AssertionError("computation started before the memory check")
-    monkeypatch.setattr(sweep, "_train_data", no_compute)
+    monkeypatch.setattr(sweep, "train_data", no_compute)
     monkeypatch.setattr(train, "initial_sharpness", no_compute)
     huge = CFG.replace(widths=(4, 10**7), depths=(4,))
     with pytest.raises(ConfigError, match=r"^memory: the point depth 4, width 10000000 needs about .* GB") as err:
         sweep.phase_sweep(huge, progress=False)  # the first (small) point is not computed either
     assert "lower widths / depths" in str(err.value)
     with pytest.raises(ConfigError, match="^memory:"):
-        sweep.trajectories(huge, [1.0], progress=False)
+        sweep.trajectory_sweep(huge, [1.0], progress=False)
     with pytest.raises(ConfigError, match="^memory:"):
         sweep.critical_point(huge.replace(widths=(10**7,)))
     # a limit the user sets, in bytes or with a suffix

@@ -18,12 +18,6 @@ from earlytrain import hessian, losses, models
 F64_TOL = 1e-10
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 # (depth, width, parameterization, loss): SP and NTP, MSE and xent, depth 2-3, width 4-8
 CONFIGS = [(2, 4, "sp", "mse"), (3, 4, "ntp", "mse"), (2, 8, "sp", "xent"), (3, 4, "ntp", "xent")]
 

@@ -18,12 +18,6 @@ from earlytrain.models import ModelConfig
 Z_MAX = 4.0
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _images(n=8, side=8, seed=0, dtype=np.float32):
     """Random images standardized per sample (mean 0, population std 1): |x|^2 / n0 = 1."""
     x = np.random.default_rng(seed).normal(size=(n, side, side, 1))

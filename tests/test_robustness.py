@@ -81,7 +81,7 @@ def test_order_mask():
     ordered, valid = robustness.order_mask(ds)
     assert valid.sum() == 5 and ordered.sum() == 4
     assert not ordered[0] and not valid[3]
-    both, judged, regime = robustness.ordering([ds, sweep_ds(seeds=(1, 2))])   # over several sweeps
+    both, judged, regime = robustness.pooled_order_mask([ds, sweep_ds(seeds=(1, 2))])   # over several sweeps
     assert both.tolist() == ordered.tolist() + [True] * 6 and judged.sum() == 11
     assert regime.tolist() == [False, False, True, True, True, True] * 2     # d/w = 1/8, 1/16, 1/32
 

@@ -118,7 +118,7 @@ def test_chunked_runs_equal_one_uninterrupted_run(tmp_path, monkeypatch):
     x = rng.randn(64, 3, 3, 1).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 64)]
     data = train.TrainData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(x[:32]), jnp.asarray(y[:32]))
-    monkeypatch.setattr(sweep, "_train_data", lambda *a: data)
+    monkeypatch.setattr(sweep, "train_data", lambda *a: data)
     cfg = saturation.from_params(widths=[8], depths=[3], seeds=[1, 2], n_train=64, n_measure=32,
                                  batch_size=16, x_min=-1.0, x_max=1.0, x_step=0.5, K_tau=6.0,
                                  window=0.3, n_window=2, chunk=3, bin_ratio=1.5)

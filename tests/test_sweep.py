@@ -103,7 +103,7 @@ def test_three_strategies_identical_on_real_runs(by_strategy):
 def test_grid_strategy_equals_phases_on_trajectories(by_strategy, results):
     """The sweep's grid answer equals Definition 1 applied to the full trajectories."""
     out, _ = by_strategy
-    tr = sweep.trajectories(CFG.replace(train=CFG.train.replace(measure_sharpness=True)),
+    tr = sweep.trajectory_sweep(CFG.replace(train=CFG.train.replace(measure_sharpness=True)),
                             list(CFG.c_grid), progress=False)
     assert tr["loss"].dims == ("depth", "width", "seed", "c", "step")
     np.testing.assert_allclose(tr["c"].values, CFG.c_grid)
@@ -127,7 +127,7 @@ def test_bisect_equals_full_grid_on_the_books_grid(results):
     sharpness indicators of runs measured with other settings than the grid's. c_chunk = 8 shares the compiled
     programs with the other tests of this module."""
     cfg = CFG.replace(x_min=0.0, x_max=6.0, x_step=0.1, depths=(2, 3), widths=(16, 32))
-    tr = sweep.trajectories(cfg.replace(train=cfg.train.replace(measure_sharpness=True)),
+    tr = sweep.trajectory_sweep(cfg.replace(train=cfg.train.replace(measure_sharpness=True)),
                             list(cfg.c_grid), progress=False).transpose("depth", "width", "seed", "c", "step")
     full = phases.critical_constants(tr, T1=cfg.T1, decimals=cfg.decimals)
     with warnings.catch_warnings(record=True) as caught:
@@ -154,7 +154,7 @@ def test_trajectories_dims_and_coords(results):
     # c_chunk = len(c) and loss-only runs: the depth-2 program is the one the sweep compiled
     cfg = CFG.replace(depths=(2, 3), c_chunk=len(CFG.c_grid), train=CFG.train.replace(measure_sharpness=False))
     c = list(CFG.c_grid)
-    tr = sweep.trajectories(cfg, c, progress=False)
+    tr = sweep.trajectory_sweep(cfg, c, progress=False)
     assert tr["loss"].dims == ("depth", "width", "seed", "c", "step")
     assert tr["loss"].shape == (2, 1, 2, len(c), 7)
     np.testing.assert_array_equal(tr["depth"].values, [2, 3])

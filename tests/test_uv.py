@@ -13,12 +13,6 @@ from earlytrain import uv, uv_phases
 from earlytrain.errors import ConfigError
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _weights(key, width, parameterization, y):
     u, v = uv.init(jax.random.PRNGKey(key), width, parameterization)
     if parameterization == "zero":  # v = 0 has a degenerate Hessian; move off it to test the general case
@@ -197,8 +191,8 @@ def test_early_sweep_constants_small():
 
 
 def test_saturation_kcrit_near_two():
-    cfg = uv_phases.SaturationConfig(widths=[256], n_init=16, x_step=0.05, steps=600)
-    sat = uv_phases.savgol_critical(uv_phases.saturation_sweep(cfg).chi, window=7, polyorder=3)
+    cfg = uv_phases.UVSaturationConfig(widths=[256], n_init=16, x_step=0.05, steps=600)
+    sat = uv_phases.savgol_critical(uv_phases.uv_saturation_sweep(cfg).chi, window=7, polyorder=3)
     assert abs(float(sat.k_crit.values[0]) - 2) < 0.15
 
 
@@ -216,7 +210,7 @@ def test_bad_input_raises_config_error():
     with pytest.raises(ConfigError, match="ks"):
         uv_phases.CatapultConfig(ks=[1.5])
     with pytest.raises(ConfigError, match="window"):
-        uv_phases.savgol_critical(uv_phases.saturation_sweep(
-            uv_phases.SaturationConfig(widths=[4], n_init=2, x_step=0.5, steps=5, window=2)).chi, window=8)
+        uv_phases.savgol_critical(uv_phases.uv_saturation_sweep(
+            uv_phases.UVSaturationConfig(widths=[4], n_init=2, x_step=0.5, steps=5, window=2)).chi, window=8)
     with pytest.raises(ConfigError, match="lam0"):
         uv_phases.BifurcationConfig(lam0=0.01, f0=0.5)

@@ -14,7 +14,7 @@ def no_compute(monkeypatch):
     """Make every compute entry point fail loudly: a ConfigError must come first."""
     def forbidden(*a, **k):
         raise AssertionError("computation started before validation")
-    for mod, name in ((train, "run_grid"), (train, "initial_sharpness"), (sweep, "_train_data"),
+    for mod, name in ((train, "run_grid"), (train, "initial_sharpness"), (sweep, "train_data"),
                       (sweep, "critical_point"), (sweep, "trajectory_point"), (data, "_load_raw")):
         monkeypatch.setattr(mod, name, forbidden)
 
@@ -112,7 +112,7 @@ def test_trajectories_constants(no_compute):
     cfg = sweep.from_params(**OK)
     for c in ([], [1.0, -2.0], [0.0]):
         with pytest.raises(ConfigError, match="^c:"):
-            sweep.trajectories(cfg, c, progress=False)
+            sweep.trajectory_sweep(cfg, c, progress=False)
 
 
 def test_lower_level_entry_points():
@@ -166,7 +166,7 @@ def test_unknown_names_anywhere_are_config_errors_with_close_matches(no_compute)
         (lambda: train.TrainConfig(num_step=3), "TrainConfig", "'num_steps'"),
         (lambda: models.ModelConfig(depht=3), "ModelConfig", "'depth'"),
         (lambda: uv_phases.EarlyConfig(widht=4), "EarlyConfig", "'width"),
-        (lambda: uv_phases.SaturationConfig(window_=4), "SaturationConfig", "'window'"),
+        (lambda: uv_phases.UVSaturationConfig(window_=4), "UVSaturationConfig", "'window'"),
         (lambda: uv_phases.CatapultConfig(k=(3.0,)), "CatapultConfig", "'ks'"),
         (lambda: uv_phases.BifurcationConfig(lr_mx=1.0), "BifurcationConfig", "'lr_max'"),
         (lambda: connectivity.ConnectivityConfig(sweep={"x_mx": 1.0}), "sweep", "'x_max'"),
@@ -195,7 +195,7 @@ def test_uv_configs_check_values():
                         (lambda: uv_phases.EarlyConfig(x_min=np.nan), "x_min"),
                         (lambda: uv_phases.EarlyConfig(widths=[True]), "widths"),
                         (lambda: uv_phases.EarlyConfig(eps_loss=np.nan), "eps_loss"),
-                        (lambda: uv_phases.SaturationConfig(y=float("inf")), "y"),
+                        (lambda: uv_phases.UVSaturationConfig(y=float("inf")), "y"),
                         (lambda: uv_phases.CatapultConfig(ks=[True]), "ks"),
                         (lambda: uv_phases.BifurcationConfig(f0=np.nan), "f0")]:
         with pytest.raises(ConfigError, match=f"^{param}:"):

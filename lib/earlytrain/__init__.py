@@ -13,6 +13,7 @@ Modules (one job each):
   losses    -- MSE (0.5 * mean, as the paper) and softmax cross-entropy.
   hessian   -- Hessian-vector products, power iteration, Lanczos, dense reference.
   train     -- one early-training run as a lax.scan, vmapped over seeds and c.
+  grid      -- the c = 2^x grid of the network and uv sweeps: construction, checks, limits.
   search    -- full-grid and coarse-to-fine / bisection searches over the c = 2^x grid.
   phases    -- critical constants c_loss, c_sharp, c_max and phase labels.
   sweep     -- sweeps over (dataset, depth, width, seed, c) -> xarray.Dataset.

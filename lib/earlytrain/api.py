@@ -112,7 +112,7 @@ def trajectories(model, data, c: Sequence[float], *, version: Optional[str] = No
     ``loss``, ``accuracy``, ``sharpness`` (NaN where not measured: set ``measure_sharpness=False``
     to skip it), ``diverged`` and the estimates' records; step 0 is the initialisation."""
     cfg = config(model, data, version=version, **settings)
-    return _one(sweep.trajectories(cfg, c, progress=progress, scheduler=scheduler))
+    return _one(sweep.trajectory_sweep(cfg, c, progress=progress, scheduler=scheduler))
 
 
 def critical_constants(model, data, *, version: Optional[str] = None, progress: bool = False, scheduler=None,

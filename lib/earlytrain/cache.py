@@ -55,6 +55,8 @@ from typing import Any, Callable
 import numpy as np
 import xarray as xr
 
+from . import __version__
+
 _PKG = Path(__file__).resolve().parent
 REPO_ROOT = _PKG.parent.parent
 
@@ -204,7 +206,6 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def _versions() -> dict:
     import jax, jaxlib, flax, optax  # noqa: E401  (heavy imports only when writing)
-    from . import __version__
     return {"earlytrain": __version__, "python": platform.python_version(), "jax": jax.__version__,
             "jaxlib": jaxlib.__version__, "flax": flax.__version__, "optax": optax.__version__,
             "numpy": np.__version__, "xarray": xr.__version__}

@@ -221,7 +221,9 @@ def _close(client) -> None:
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """Close every client (and the local cluster it started) that ``client_for`` holds; also run
+    at exit. The next ``client_for`` starts afresh."""
     while _CLIENTS:
         _close(_CLIENTS.popitem()[1])
 

@@ -16,7 +16,7 @@ has a barrier, c_barrier := c_max. The paper finds c_loss <= c_sharp <= c_barrie
   ``search.first_true`` (the strategy of the sweep), bounded above by the first divergent c
   found by the (cached) phase sweep, so both use the same initialisations, batches and grid.
 * ``interpolation_curves``: L_int(tau) and U(c) for a list of c (the figure of section 2.2).
-* ``ordering``: the per-initialisation check of c_loss <= c_sharp <= c_barrier <= c_max.
+* ``order_with_barrier``: the per-initialisation check of c_loss <= c_sharp <= c_barrier <= c_max.
 
 The losses are measured on the sweep's fixed measurement subset (``n_measure`` examples), the
 same one used for the loss and sharpness of the runs.
@@ -177,7 +177,7 @@ def barrier_sweep(cfg: ConnectivityConfig, progress: bool = True, scheduler=None
     return out
 
 
-def ordering(ds: xr.Dataset) -> xr.Dataset:
+def order_with_barrier(ds: xr.Dataset) -> xr.Dataset:
     """Per initialisation: the three inequalities c_loss <= c_sharp <= c_barrier <= c_max and
     their conjunction ``all`` (bool, same dims as c_loss). A NaN constant fails its checks."""
     out = xr.Dataset()

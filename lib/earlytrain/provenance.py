@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cache
+
 DIR_ENV = "EARLYTRAIN_PROVENANCE"
 CHAPTER_ENV = "EARLYTRAIN_CHAPTER"
 BUILD_T0_ENV = "EARLYTRAIN_BUILD_T0"
@@ -217,7 +219,6 @@ def figure(key: str, fig, uses=(), drawn_by: str | None = None) -> dict:
     one draws too. ``drawn_by``: the drawing function, when it cannot be read from the cell.
     Returns the record."""
     from myst_nb import glue
-    from . import cache
 
     uses = [uses] if isinstance(uses, str) else list(uses)
     for u in uses:

@@ -13,7 +13,7 @@ numbers such a claim is judged on, without training anything:
   (depth, width) points inside the paper's validity range :func:`in_regime`;
 * :func:`largest_shift`: the entry of a :func:`shift_table` with the largest |shift|;
 * :func:`order_mask`: per (depth, width, seed), whether c_loss <= c_sharp <= c_max, and where that
-  can be judged (c_sharp measured); :func:`ordering` over several sweeps, and :func:`order_count`
+  can be judged (c_sharp measured); :func:`pooled_order_mask` over several sweeps, and :func:`order_count`
   its counts as a claim and a chapter's text use them;
 * :func:`by_width`: one constant's per-width mean, spread and per-seed values (a per-width claim);
 * :func:`same_diagram`: what the claim "the variant gives the baseline's diagram" is judged on;
@@ -137,7 +137,7 @@ def order_mask(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return ordered & valid, valid
 
 
-def ordering(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pooled_order_mask(diagrams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``order_mask`` over several sweeps (an iterable of Datasets), concatenated: (ordered, valid,
     in_regime), the last saying which (depth, width, seed) entries lie in the validity range."""
     diagrams = list(diagrams)
@@ -180,12 +180,9 @@ def order_count(diagrams) -> OrderCount:
     if len(n_seed) != 1:
         raise ValueError(f"order_count: the sweeps differ in their number of seeds: {sorted(n_seed)}")
     (s,) = n_seed
-    masks = [order_mask(ds) for ds in diagrams]
-    regime = [in_regime(ds).broadcast_like(ds["c_loss"]).transpose("depth", "width", "seed").values.ravel()
-              for ds in diagrams]
-    ordered, valid = (np.concatenate([m[i] for m in masks]).reshape(-1, s) for i in (0, 1))
+    ordered, valid, regime = (m.reshape(-1, s) for m in pooled_order_mask(diagrams))
     frac = float(ordered.sum() / valid.sum()) if valid.any() else float("nan")
-    return OrderCount(frac, ordered, valid, np.concatenate(regime).reshape(-1, s))
+    return OrderCount(frac, ordered, valid, regime)
 
 
 def by_width(da: xr.DataArray) -> dict[str, dict]:

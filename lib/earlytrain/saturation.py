@@ -356,7 +356,7 @@ def steep_verdict(c_steep, x_step: float) -> str:
 
 def trajectory_config(cfg: SaturationConfig, width: int, seed: int, num_steps: int,
                       sharpness_every: int | None = None, sharpness_per_decade: int = 0) -> SweepConfig:
-    """The SweepConfig of a single long run (one width, one seed) for ``sweep.trajectories``,
+    """The SweepConfig of a single long run (one width, one seed) for ``sweep.trajectory_sweep``,
     with the sharpness every ``sharpness_every`` steps and/or at ``sharpness_per_decade``
     log-spaced steps per decade (``train.sharpness_steps``; give at least one of them)."""
     check_int(num_steps, "num_steps", minimum=1)

@@ -4,7 +4,7 @@ Shapes (width, depth) change the compiled program, so they are a Python loop wit
 each and one cached result each: an interrupted sweep resumes with the points it finished.
 Seeds and c change no shape, so they are vmapped inside ``train.run_grid``.
 
-* ``trajectories(cfg, c)``: full per-step records over (depth, width, seed, c, step).
+* ``trajectory_sweep(cfg, c)``: full per-step records over (depth, width, seed, c, step).
 * ``initial_sharpness(cfg)``: lambda_0 over (depth, width, seed).
 * ``phase_sweep(cfg)``: critical constants over (depth, width, seed), found with
   ``cfg.search`` ("grid" = the paper's full grid; "coarse_to_fine" / "bisect" = the same grid
@@ -30,16 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import cache, cluster, data, guards, memory, models, phases, search, train
-from .errors import (as_config, as_tuple, check, check_choice, check_int, check_names, check_positive,
+from . import cache, cluster, data, grid, guards, memory, models, phases, search, train
+from .errors import (as_config, as_tuple, check, check_choice, check_int, check_names,
                      check_real, is_real, strict_init)
 from .data import Arrays
 from .models import ModelConfig, Network
 from .train import TrainConfig
-
-
-X_LIMIT = 1000     # |x| of the grid c = 2^x (2^1000 is still a finite float)
-MAX_GRID = 10**5   # points of the c grid
 
 
 @strict_init
@@ -92,12 +88,7 @@ class SweepConfig:
             check_int(s, "seeds", minimum=0)
         check(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "seeds",
               "a non-empty list of distinct integers", self.seeds)
-        check_real(self.x_min, "x_min", -X_LIMIT, X_LIMIT)  # c = 2^x stays a finite, nonzero float
-        check_real(self.x_max, "x_max", -X_LIMIT, X_LIMIT)
-        check_positive(self.x_step, "x_step")
-        check(self.x_max >= self.x_min, "x_max", f"a grid end >= x_min = {self.x_min} (c = 2^x)", self.x_max)
-        check((self.x_max - self.x_min) / self.x_step < MAX_GRID, "x_step",
-              f"a step giving at most {MAX_GRID} grid points from x_min to x_max", self.x_step)
+        grid.check_grid(self.x_min, self.x_max, self.x_step, grid.MAX_POINTS_NETWORK, single_point=True)
         check_int(self.T1, "T1", minimum=1, maximum=self.train.num_steps)
         if self.decimals is not None:
             check_int(self.decimals, "decimals", minimum=0)
@@ -119,12 +110,13 @@ class SweepConfig:
 
     @property
     def x_grid(self) -> np.ndarray:
-        n = int(np.floor((self.x_max - self.x_min) / self.x_step + 1e-9)) + 1
-        return np.round(self.x_min + self.x_step * np.arange(n), 10)
+        """x [n] of the grid c = 2^x (``grid.x_grid``)."""
+        return grid.x_grid(self.x_min, self.x_max, self.x_step)
 
     @property
     def c_grid(self) -> np.ndarray:
-        return 2.0 ** self.x_grid
+        """c = 2^x [n] (``grid.c_grid``)."""
+        return grid.c_grid(self.x_min, self.x_max, self.x_step)
 
 
 def from_params(**params) -> SweepConfig:
@@ -142,7 +134,10 @@ def from_params(**params) -> SweepConfig:
 
 
 @functools.lru_cache(maxsize=4)
-def _train_data(dataset, n_train: int, n_measure: int, seed: int) -> train.TrainData:
+def train_data(dataset, n_train: int, n_measure: int, seed: int) -> train.TrainData:
+    """The data of a sweep's points as device arrays: the SGD pool (``data.load_pool``: a seeded
+    subset of n_train training examples, x [n_train, ...], y [n_train, k]) and its first n_measure
+    examples for the sharpness. Memoised (the last 4), so the points of a sweep load it once."""
     x, y = data.load_pool(dataset, n_train, seed)
     x, y = jnp.asarray(x), jnp.asarray(y)
     return train.TrainData(x, y, x[:n_measure], y[:n_measure])
@@ -185,7 +180,7 @@ class Point:
             cfg = cfg.replace(c_chunk=memory.auto_c_chunk(cfg, depth, width))
         self.cfg = cfg
         self.model = _build(cfg.model.at(depth, width))
-        self.data = _train_data(cfg.dataset, cfg.n_train, cfg.n_measure, cfg.data_seed)
+        self.data = train_data(cfg.dataset, cfg.n_train, cfg.n_measure, cfg.data_seed)
         self.params, self.aux = models.init_many(self.model, models.seed_keys(cfg.seeds), self.data.x_meas)
         self.lam0 = train.initial_sharpness(self.model, self.params, self.aux, self.data,
                                             cfg.train.replace(measure_sharpness=True))
@@ -348,7 +343,7 @@ def trajectory_point(cfg_and_c: dict) -> xr.Dataset:
     return xr.Dataset({k: (dims, np.asarray(v)) for k, v in tr._asdict().items()}, coords=coords)
 
 
-def trajectories(cfg: SweepConfig, c, progress: bool = True, scheduler=None) -> xr.Dataset:
+def trajectory_sweep(cfg: SweepConfig, c, progress: bool = True, scheduler=None) -> xr.Dataset:
     """Per-step loss, accuracy, sharpness (if cfg.train.measure_sharpness), residual and
     divergence over (depth, width, seed, c, step), for the constants ``c`` (any list);
     ``scheduler`` as in ``phase_sweep``."""

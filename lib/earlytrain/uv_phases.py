@@ -31,9 +31,7 @@ import xarray as xr
 
 from . import cluster, uv
 from .errors import as_tuple, check, check_choice, check_int, check_positive, check_real, is_real, strict_init
-
-X_LIMIT = 1000     # |x| of the grid c = 2^x (2^1000 is still a finite float)
-MAX_GRID = 10**6   # points of a grid (the uv model is cheap)
+from .grid import MAX_POINTS_UV, check_grid, x_grid
 
 
 def _tuple_of_widths(widths) -> tuple:
@@ -42,21 +40,6 @@ def _tuple_of_widths(widths) -> tuple:
                                  for w in widths)
     check(ok, "widths", "a non-empty list of integers >= 1", widths)
     return tuple(sorted(set(widths)))
-
-
-def x_grid(x_min: float, x_max: float, x_step: float) -> np.ndarray:
-    """x_i = x_min + i * x_step (rounded to 6 decimals, no accumulated float error) up to x_max."""
-    n = int(np.floor((x_max - x_min) / x_step + 1e-9)) + 1
-    return np.round(x_min + x_step * np.arange(n), 6)
-
-
-def _check_grid(x_min, x_max, x_step) -> None:
-    check_real(x_min, "x_min", -X_LIMIT, X_LIMIT)
-    check_real(x_max, "x_max", -X_LIMIT, X_LIMIT)
-    check_positive(x_step, "x_step")
-    check(x_max > x_min, "x_max", f"a number > x_min = {x_min}", x_max)
-    check((x_max - x_min) / x_step < MAX_GRID, "x_step",
-          f"a step giving at most {MAX_GRID} grid points from x_min to x_max", x_step)
 
 
 def _init_states(width, cfg, seed_offset=0):
@@ -70,21 +53,6 @@ def _init_states(width, cfg, seed_offset=0):
 
 _runs = jax.vmap(jax.vmap(uv.fn_map, in_axes=(None, None, None, None, 0, None, None)),
                  in_axes=(0, 0, None, None, 0, None, None))  # [S] states x [S, X] lrs -> [S, X, T+1]
-
-
-def first_true(mask: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """grid value at the first True along the last axis of ``mask`` [..., X]; NaN if none."""
-    any_ = mask.any(-1)
-    idx = mask.argmax(-1)
-    return np.where(any_, grid[idx], np.nan)
-
-
-def last_before_first_true(mask: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """grid value just before the first True (c_max from the 'diverged' mask); NaN if none is True
-    (the grid never diverged) or if the first grid point already diverged."""
-    any_ = mask.any(-1)
-    idx = mask.argmax(-1)
-    return np.where(any_ & (idx > 0), grid[np.maximum(idx - 1, 0)], np.nan)
 
 
 def _measure(which: str, df, lam, y, gamma, width: int):
@@ -104,7 +72,7 @@ def _bisect(df0, lam0, y, gamma, norm, lo, hi, which, width, steps, threshold, e
     trace/frob: max_{t>=1} s_t/s_0 > 1 + eps, or diverged) or 'diverges' (which == 'div') for one
     initialisation, at eta = c / norm. Invariant: indicator(lo) False, indicator(hi) True."""
     def indicator(c):
-        tr = uv._fn_map(df0, lam0, y, gamma, c / norm, steps, threshold)
+        tr = uv.fn_map(df0, lam0, y, gamma, c / norm, steps, threshold)
         div = tr.diverged.any()
         if which == "div":
             return div
@@ -184,7 +152,7 @@ class EarlyConfig:
         _check_common(self)
         check(not (self.parameterization == "zero" and self.y == 0), "y",
               "y != 0 with parameterization='zero' (f_0 = y = 0 starts at a minimum)", self.y)
-        _check_grid(self.x_min, self.x_max, self.x_step)
+        check_grid(self.x_min, self.x_max, self.x_step, MAX_POINTS_UV)
         check_int(self.steps, "steps", minimum=1)
         check_positive(self.threshold, "threshold")
         check_int(self.refine, "refine", minimum=0, maximum=60)
@@ -259,8 +227,9 @@ def summarize(values: xr.DataArray, q=(0.25, 0.75)) -> xr.Dataset:
 # --------------------------------------------------------------------------- intermediate saturation
 @strict_init
 @dataclass(frozen=True)
-class SaturationConfig:
-    """Late-time sharpness against k (paper Fig. 10, App. B.2)."""
+class UVSaturationConfig:
+    """Late-time sharpness of the uv model against k (paper Fig. 10, App. B.2): the uv model's
+    counterpart of the networks' ``saturation.SaturationConfig``."""
     widths: tuple = (4, 16, 64, 256, 1024)  # network widths w
     n_init: int = 128               # initialisations per width [I]
     seed: int = 0                   # base PRNG seed
@@ -276,13 +245,13 @@ class SaturationConfig:
 
     def __post_init__(self):
         _check_common(self)
-        _check_grid(self.x_min, self.x_max, self.x_step)
+        check_grid(self.x_min, self.x_max, self.x_step, MAX_POINTS_UV)
         check_int(self.steps, "steps", minimum=1)
         check_int(self.window, "window", minimum=1, maximum=self.steps)
         check_positive(self.threshold, "threshold")
 
 
-def _saturation_one_width(w: int, cfg: SaturationConfig) -> tuple:
+def _saturation_one_width(w: int, cfg: UVSaturationConfig) -> tuple:
     """(chi, chi_lo, chi_hi, diverged_frac), each [X], at this width."""
     grid = 2.0 ** jnp.asarray(x_grid(cfg.x_min, cfg.x_max, cfg.x_step))
     df0, lam0, gamma = _init_states(w, cfg)
@@ -292,12 +261,12 @@ def _saturation_one_width(w: int, cfg: SaturationConfig) -> tuple:
             np.asarray(tr.diverged[..., -1]).mean(0))
 
 
-def saturation_sweep(cfg: SaturationConfig, scheduler=None) -> xr.Dataset:
+def uv_saturation_sweep(cfg: UVSaturationConfig, scheduler=None) -> xr.Dataset:
     """chi(w, x) = < mean over the last `window` steps of lambda_t / lambda_0 > over inits, at
     eta = k / tr H_0, k = 2^x. Variables chi, chi_lo, chi_hi (25/75 quantiles), diverged_frac.
     Each width is a point: ``scheduler`` as in ``sweep.phase_sweep``."""
-    if not isinstance(cfg, SaturationConfig):
-        cfg = SaturationConfig(**cfg)
+    if not isinstance(cfg, UVSaturationConfig):
+        cfg = UVSaturationConfig(**cfg)
     x = x_grid(cfg.x_min, cfg.x_max, cfg.x_step)
     chi, lo, hi, dfrac = zip(*_per_width(_saturation_one_width, cfg, "uv saturation sweep", scheduler))
     dims = ("width", "x")
@@ -384,10 +353,11 @@ def catapult_sweep(cfg: CatapultConfig, scheduler=None) -> xr.Dataset:
                       coords={"width": list(cfg.widths), "k": list(cfg.ks), "seed": np.arange(cfg.n_init)})
 
 
-def trajectories(width: int, ks, steps: int, y: float = 0.0, parameterization: str = "ntp",
+def trajectories_at_k(width: int, ks, steps: int, y: float = 0.0, parameterization: str = "ntp",
                  varw: float = 1.0, seed: int = 0, threshold: float = uv.DIV_THRESHOLD) -> xr.Dataset:
-    """One initialisation, several k = eta tr H_0: loss, eta*lambda, top eigenvalue * eta, over steps.
-    Dataset dims (k, step); values NaN after divergence."""
+    """Trajectories of the uv model from one initialisation at several k = eta tr H_0: loss,
+    eta*lambda, eta * top eigenvalue over steps -> Dataset dims (k, step); NaN after divergence.
+    (The networks' per-step records are ``sweep.trajectory_sweep``.)"""
     check_int(width, "width", minimum=1)
     check_int(steps, "steps", minimum=1)
     ks = list(ks)

@@ -42,8 +42,8 @@ the environment variable ``EARLYTRAIN_CLAIMS`` names a directory (the book build
 from __future__ import annotations
 
 from . import records as _records
-from .records import (ENV, FRAGILE, N_BOOT, SCHEMA, Record, _STATE, default_directory, directory, get, judge, load,
-                      record, records, stability, start)
+from .records import (ENV, FRAGILE, N_BOOT, SCHEMA, Record, default_directory, directory, get, judge, load,
+                      record, records, reset, scale_of, stability, start)
 from .registry import KINDS, PAPERS, REGISTRY, Claim, claim, claims_of
 from .render import HTML, counts, fmt, frame, report, show, summary, table, verdict_word
 from .rules import (CLOSE, RESOLVED, SEVERITY, VERDICTS, Above, AtLeast, Below, Check, EosHover, EosLoss, Every,

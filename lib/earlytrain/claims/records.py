@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .registry import KINDS, PAPERS, REGISTRY, claims_of
-from .rules import SEED, VERDICTS, Check, _stat
+from .rules import CLOSE, SEED, VERDICTS, Check, reduce_stat
 
 ENV = "EARLYTRAIN_CLAIMS"
 SCHEMA = 2
@@ -54,7 +54,6 @@ class Record:
 
     @property
     def close(self) -> bool:
-        from .rules import CLOSE
         # an exact check passes by round-off or fails by a bug: its margin is shown, never a "close call"
         return (self.rel_margin is not None and self.rel_margin < CLOSE and self.verdict != "not at this scale"
                 and self.kind != "exact")
@@ -167,7 +166,7 @@ def _take(p, idx):
 
 def _reduce(p, stat: str):
     if _is_leaf(p):
-        return float(_stat(np.asarray(_num(p), float), stat))
+        return float(reduce_stat(np.asarray(_num(p), float), stat))
     if isinstance(p, dict):
         return {k: _reduce(x, stat) for k, x in p.items()}
     return [_reduce(x, stat) for x in p]
@@ -210,6 +209,16 @@ def stability(check, verdict: str, measured, per_init=None, init_inputs: dict | 
 
 # ----------------------------------------------------------------------------- per-chapter state
 _STATE: dict[str, dict] = {}
+
+
+def reset() -> None:
+    """Forget every chapter's records of this process (what a fresh kernel has)."""
+    _STATE.clear()
+
+
+def scale_of(chapter: str) -> str | None:
+    """The scale ``start`` was given for ``chapter`` in this process, or None."""
+    return _STATE.get(chapter, {}).get("scale")
 
 
 def directory() -> Path | None:

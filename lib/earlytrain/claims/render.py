@@ -8,7 +8,7 @@ import html
 import math
 from pathlib import Path
 
-from .records import FRAGILE, Record, _STATE, load, records
+from .records import FRAGILE, Record, load, records, scale_of
 from .registry import KINDS, PAPERS, REGISTRY, claims_of
 from .rules import CLOSE, VERDICTS
 
@@ -118,8 +118,7 @@ def show(chapter: str) -> HTML:
     """This run's verdicts of ``chapter``, as an HTML table (figure links on the same page)."""
     recs = records(chapter)
     missing = [c.id for c in claims_of(chapter) if c.id not in {r.id for r in recs}]
-    st = _STATE.get(chapter, {})
-    note = f"<p><small>Scale of this run: {_e(st.get('scale', 'n/a'))}." + (
+    note = f"<p><small>Scale of this run: {_e(scale_of(chapter) or 'n/a')}." + (
         f" Not recorded: {_e(', '.join(missing))}." if missing else "") + "</small></p>"
     return HTML(f'{STYLE}<table class="claims">{HEAD}{_rows_html(recs)}</table>{note}')
 

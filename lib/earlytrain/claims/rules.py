@@ -299,7 +299,8 @@ class Fraction(Rule):
 
 
 # ----------------------------------------------------------------------------- trends
-def _stat(a: np.ndarray, stat: str, axis=-1) -> np.ndarray:
+def reduce_stat(a: np.ndarray, stat: str, axis=-1) -> np.ndarray:
+    """``a`` reduced along ``axis`` by ``stat`` ("mean", "median", "std", ...), NaN-aware and quiet."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if stat == "std":
@@ -319,7 +320,7 @@ def slope_share(x, per_init, sign: int, stat: str = "mean", n: int = N_INNER, se
         return float("nan")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, k, size=(n, k))
-    Y = _stat(P[:, idx], stat)                      # (n_x, n)
+    Y = reduce_stat(P[:, idx], stat)                      # (n_x, n)
     lx = np.log(np.asarray(x, float))[:, None]
     lx = lx - lx.mean()
     ok = np.isfinite(Y).all(axis=0)

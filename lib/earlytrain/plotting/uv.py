@@ -189,7 +189,7 @@ def zero_init(ds_ntp, ds_zero_1, ds_zero_T, theory_fn=None):
 
 
 def regimes(traj, extra_lines=None):
-    """Catapult regimes: loss and eta*lambda against step for each k of ``uv_phases.trajectories``."""
+    """Catapult regimes: loss and eta*lambda against step for each k of ``uv_phases.trajectories_at_k``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.get_cmap("plasma")(np.linspace(0, 0.8, traj.sizes["k"]))
     for c, k in zip(colors, traj.k.values):
@@ -294,7 +294,7 @@ def bifurcation(ds):
 
 def network_catapult(traj):
     """Loss and eta*lambda_t = c * lambda_t / lambda_0 against step for a network
-    (``sweep.trajectories`` with sharpness, one depth, width and seed) at each c."""
+    (``sweep.trajectory_sweep`` with sharpness, one depth, width and seed) at each c."""
     t = traj.isel(depth=0, width=0, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.get_cmap("plasma")(np.linspace(0, 0.8, t.sizes["c"]))
