@@ -22,7 +22,9 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
        papermill ch.ipynb out.ipynb -f PARAMS.yaml --cwd book
 3. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
    notebook, marked not to be re-executed; the other chapters are re-used from the library
-   cache (results/), so only what changed is computed.
+   cache (results/), so only what changed is computed. The copy has its own cost file
+   (book/params/costs.json, refreshed by its build), so the source tree's committed one is never
+   written by a re-run.
 4. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
    a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
    only if they are stale (scripts/bookexec.py).
@@ -151,6 +153,42 @@ def confirm(seconds: float | None, yes: bool, ask=input) -> bool:
     return False
 
 
+def assemble_book(root: Path, book: Path, chapter: str, executed: Path) -> None:
+    """The copy of the book in ``book`` (step 3 of the module docstring): the configuration files
+    copied, ``book/`` mirrored by symlinks to the source tree's items, except that the re-run
+    chapter is the ``executed`` notebook (not to be re-executed), and that the cost file
+    (``bookexec.COSTS_FILE``, which the copy's build refreshes with its own times) is a copy in
+    real directories: a symlinked ``book/params`` would let the re-run's build write the source
+    tree's committed costs."""
+    root, book = Path(root), Path(book)
+    if book.exists():
+        shutil.rmtree(book / "book", ignore_errors=True)
+    (book / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(root / name, book / name)
+    if (root / "_offline").is_dir() and not (book / "_offline").exists():  # html_extra_path: MathJax
+        (book / "_offline").symlink_to(root / "_offline")
+    costs = Path(bookexec.COSTS_FILE)  # relative to the root: book/params/costs.json
+    real_dirs = {costs.parents[i] for i in range(len(costs.parents) - 1)} - {Path("book")}
+
+    def mirror(rel: Path) -> None:  # rel: a directory of the source tree, made real in the copy
+        for item in (root / rel).iterdir():
+            name = rel / item.name
+            if rel == Path("book") and item.name in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
+                continue
+            if name in real_dirs and item.is_dir():
+                (book / name).mkdir()
+                mirror(name)
+            elif name == costs:
+                shutil.copy(item, book / name)
+            else:
+                (book / name).symlink_to(item.absolute())
+    mirror(Path("book"))
+    nb = nbformat.read(str(executed), as_version=4)  # the executed chapter replaces its source
+    nb.metadata["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
+    nbformat.write(nb, str(book / "book" / f"{chapter}.ipynb"))
+
+
 def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
     root = Path(root)
     chapter = Path(chapter).stem
@@ -207,19 +245,7 @@ def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
     if rc != 0:
         print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
         return rc
-    if book.exists():
-        shutil.rmtree(book / "book", ignore_errors=True)
-    (book / "book").mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(root / name, book / name)
-    if (root / "_offline").is_dir() and not (book / "_offline").exists():  # html_extra_path: MathJax
-        (book / "_offline").symlink_to(root / "_offline")
-    for item in (root / "book").iterdir():
-        if item.name not in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
-            (book / "book" / item.name).symlink_to(item)
-    nb = nbformat.read(str(out), as_version=4)  # the executed chapter replaces its source
-    nb.metadata["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
-    nbformat.write(nb, str(book / "book" / f"{chapter}.ipynb"))
+    assemble_book(root, book, chapter, out)
     main_cache, runs_cache = bookexec.cache_path(root), bookexec.cache_path(book)
     if main_cache.is_dir() and not runs_cache.exists():  # records match by code cells, not path
         shutil.copytree(main_cache, runs_cache)

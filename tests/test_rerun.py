@@ -192,3 +192,38 @@ def test_eta_weights_points_by_their_size(monkeypatch):
     eta.finished(0)
     assert eta.text() == f"ETA {estimate.fmt_seconds(60.0 * wl / ws)} (by point size)"
     assert estimate.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
+
+
+# ----------------------------------------------------------------------------- the re-run's own copy
+def test_the_rerun_copy_refreshes_its_own_costs_not_the_source_trees(tmp_path):
+    """make rerun builds a copy of the book whose build refreshes ``book/params/costs.json``
+    (bookexec.refresh_costs): that must write the copy's file, never the source tree's committed
+    one. Catches: a symlinked ``book/params`` (or costs file) in the copy."""
+    import json
+    import bookexec
+    import nbformat
+    rr = _rerun()
+    root = tmp_path / "root"
+    (root / "book" / "params" / "01_x").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        (root / name).write_text("")
+    costs = root / bookexec.COSTS_FILE
+    costs.write_text(json.dumps({"seconds": {"book/01_x": 100, "book/02_y": 50}}) + "\n")
+    committed = costs.read_text()
+    (root / "book" / "params" / "01_x" / "quick.yaml").write_text("n: 1\n")
+    (root / "book" / "01_x.md").write_text("# one\n")
+    (root / "book" / "02_y.md").write_text("# two\n")
+    executed = tmp_path / "01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), str(executed))
+    book = tmp_path / "runs" / "book"
+    rr.assemble_book(root, book, "01_x", executed)
+    assert not (book / "book" / "01_x.md").exists() and (book / "book" / "01_x.ipynb").is_file()
+    assert (book / "book" / "02_y.md").is_symlink()  # the other chapters: the source tree's
+    assert (book / "book" / "params" / "01_x" / "quick.yaml").read_text() == "n: 1\n"  # presets: readable
+    assert not (book / "book" / "params").is_symlink() and not (book / bookexec.COSTS_FILE).is_symlink()
+    ch = bookexec.Chapter(book / "book" / "02_y.md", "book/02_y", {}, seconds=500.0)
+    assert bookexec.refresh_costs(book, [ch]) == ["book/02_y"]
+    assert costs.read_text() == committed, "the source tree's committed costs were written"
+    assert bookexec.read_costs(book)["book/02_y"] == 500
+    rr.assemble_book(root, book, "01_x", executed)  # assembled again over an existing copy
+    assert costs.read_text() == committed and bookexec.read_costs(book)["book/02_y"] == 50
