@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earlytrain import cache, data, phases, search, sweep, train
+from earlytrain import cache, data, phases, search, sweep
 from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
+from tracing import traces
 
 try:
     data.load("mnist", n=16)
@@ -184,9 +185,9 @@ def test_cache_sidecar_and_no_recompute(results, monkeypatch):
     real = sweep.critical_point
     # a spy with the real function's name and module, hence the same code hash and cache key
     monkeypatch.setattr(sweep, "critical_point", functools.wraps(real)(lambda c: calls.append(c) or real(c)))
-    n_trace = dict(train.TRACE_COUNT)
-    second = sweep.phase_sweep(cfg, progress=False)
-    assert calls == [] and train.TRACE_COUNT == n_trace
+    with traces() as n_trace:
+        second = sweep.phase_sweep(cfg, progress=False)
+    assert calls == [] and n_trace["run_grid"] == n_trace["initial_sharpness"] == 0
     for name in ("c_loss", "c_sharp", "c_max", "c_max_censored", "lambda0"):
         np.testing.assert_array_equal(second[name].values, first[name].values)
 

@@ -15,6 +15,7 @@ import pytest
 from earlytrain import losses, models, phases, train
 from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
+from tracing import traces
 
 N, N_MEAS, B, T = 256, 64, 32, 4
 SEEDS = [1, 2]
@@ -79,14 +80,16 @@ def test_run_grid_slice_equals_single_run(setup):
 def test_one_compile_per_shape(setup):
     model, params, aux, lam0, data, batches = setup
     train.run_grid(model, params, aux, lam0, _c([1.0, 2.0, 3.0]), data, batches, CFG)
-    n0 = train.TRACE_COUNT["run_grid"]
-    for vals in ([0.1, 0.2, 0.3], [5.0, 7.0, 11.0], [1.0, 1.0, 1.0]):
-        train.run_grid(model, params, aux, lam0, _c(vals), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0  # new c VALUES: no retrace
-    train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0 + 1  # a new SHAPE: one trace
-    train.run_grid(model, params, aux, lam0, _c([3.0, 4.0]), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0 + 1
+    with traces() as n:
+        for vals in ([0.1, 0.2, 0.3], [5.0, 7.0, 11.0], [1.0, 1.0, 1.0]):
+            train.run_grid(model, params, aux, lam0, _c(vals), data, batches, CFG)
+        assert n["run_grid"] == 0  # new c VALUES: no retrace
+        train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG)
+        assert n["run_grid"] == 1  # a new SHAPE: one trace
+        train.run_grid(model, params, aux, lam0, _c([3.0, 4.0]), data, batches, CFG)
+        assert n["run_grid"] == 1
+        train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG.replace(sharpness_iters=7))
+        assert n["run_grid"] == 2  # a new static configuration: one trace (the counter sees traces)
 
 
 def test_tiny_c_leaves_loss_flat(setup):
