@@ -7,9 +7,10 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
    chapter checks it again in its kernel, so plain papermill fails the same way).
    Then the cost is estimated before anything computes: the chapter's configuration (its code
    cells up to the one that calls ``check_injected()``, with the YAML's values injected after
-   the parameters cell) is run in this process, and every ``SweepConfig`` and ``SaturationConfig``
-   it builds is costed by ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector
-   products, and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
+   the parameters cell) is run in this process, and every sweep configuration it builds (a
+   ``SweepConfig``, ``SaturationConfig``, ``ConnectivityConfig`` or a uv sweep's) is costed by
+   ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector products or uv map steps,
+   and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
    asks before it starts, unless ``--yes`` (``make rerun ... YES=1``); without a terminal to
    ask on, it does not start. Configurations of other kinds are named as not estimated.
 1. The chapter's source, book/CHAPTER.md (a MyST Markdown notebook), is converted by jupytext to
@@ -125,9 +126,9 @@ def estimate_cost(src: Path, values: dict) -> float | None:
         total += cost.seconds
     others = estimate.other_configs(ns)
     if others:
-        print("  not estimated (not phase or saturation sweeps): " + ", ".join(others))
+        print("  not estimated: " + ", ".join(others))
     if not configs:
-        print("  no estimate: the configuration builds no SweepConfig or SaturationConfig")
+        print("  no estimate: the configuration builds no sweep configuration that earlytrain.estimate costs")
         return None
     print(f"Estimated total for these sweeps: about {estimate.fmt_seconds(total)} "
           f"(the chapter's other cells come on top)", flush=True)

@@ -178,20 +178,22 @@ def test_saturation_counts_follow_its_plan():
 
 
 def test_eta_weights_points_by_their_size(monkeypatch):
-    from earlytrain import estimate, sweep
+    from earlytrain import saturation, sweep, work
     small, large = (sweep.from_params(dataset="mnist", depths=[4], widths=[w], seeds=[1, 2]) for w in (64, 1024))
-    ws, wl = estimate.point_work(small), estimate.point_work(large)
+    ws, wl = work.point_work(small), work.point_work(large)
     assert wl > 10 * ws > 0, "16x the width: far more work"
-    assert estimate.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
-    assert estimate.point_work(object()) is None
+    assert work.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
+    sat = [work.point_work(saturation.SaturationConfig(sweep=c)) for c in (small, large)]
+    assert sat[1] > 10 * sat[0] > 0, "a saturation point: its work follows its network's size"
+    assert work.point_work(object()) is None
     t = [100.0]
-    monkeypatch.setattr(estimate.time, "perf_counter", lambda: t[0])
-    eta = estimate.Eta([small, large], [True, True])
+    monkeypatch.setattr(work.time, "perf_counter", lambda: t[0])
+    eta = work.Eta([small, large], [True, True])
     assert eta.text() == "", "nothing done yet: no ETA"
     t[0] += 60.0
     eta.finished(0)
-    assert eta.text() == f"ETA {estimate.fmt_seconds(60.0 * wl / ws)} (by point size)"
-    assert estimate.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
+    assert eta.text() == f"ETA {work.fmt_seconds(60.0 * wl / ws)} (by point size)"
+    assert work.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
 
 
 # ----------------------------------------------------------------------------- the re-run's own copy
