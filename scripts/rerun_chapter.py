@@ -7,7 +7,8 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
    chapter checks it again in its kernel, so plain papermill fails the same way).
    Then the cost is estimated before anything computes: the chapter's configuration (its code
    cells up to the one that calls ``check_injected()``, with the YAML's values injected after
-   the parameters cell) is run in this process, and every sweep configuration it builds (a
+   the parameters cell, then the ``name = ...Config(...)`` statements of its later cells) is run
+   in this process, and every sweep configuration it builds (a
    ``SweepConfig``, ``SaturationConfig``, ``ConnectivityConfig`` or a uv sweep's) is costed by
    ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector products or uv map steps,
    and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
@@ -39,6 +40,7 @@ and papermill's kernel records the re-run chapter's, so every figure keeps its d
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import os
@@ -58,11 +60,17 @@ from earlytrain.params import check_notebook
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
 ASK_OVER_S = 3600  # a run estimated longer asks before it starts (unless --yes)
+UNBUILT = "__unbuilt_configurations__"  # chapter_namespace: later configurations it could not build
 
 
 def configuration_cells(src: Path) -> tuple[list[str], int] | None:
     """The chapter's code cells up to the one calling ``check_injected()`` (its configuration),
     and the index of its parameters cell among them; None if it has no such cells."""
+    found = _cells(src)
+    return None if found is None else (found[0], found[1])
+
+
+def _cells(src: Path):
     nb = jupytext.read(src)
     code = [c for c in nb.cells if c.cell_type == "code"]
     tags = [set(c.metadata.get("tags", [])) for c in code]
@@ -70,17 +78,39 @@ def configuration_cells(src: Path) -> tuple[list[str], int] | None:
     i_cfg = next((i for i, c in enumerate(code) if "check_injected(" in c.source), None)
     if i_par is None or i_cfg is None or i_cfg < i_par:
         return None
-    return [c.source for c in code[:i_cfg + 1]], i_par
+    return [c.source for c in code[:i_cfg + 1]], i_par, [c.source for c in code[i_cfg + 1:]]
+
+
+def later_configurations(cells: list[str]) -> list[ast.Assign]:
+    """The statements ``name = <...>Config(...)`` at the top level of the chapter's later cells
+    (a sweep set up next to the cell that runs it): building a configuration only validates it,
+    so the estimate can build it before anything runs."""
+    found = []
+    for cell in cells:
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError:  # a cell with IPython magics: nothing to take from it
+            continue
+        for stmt in tree.body:
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Call)):
+                func = stmt.value.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name.endswith("Config"):
+                    found.append(stmt)
+    return found
 
 
 def chapter_namespace(src: Path, values: dict) -> dict | None:
     """Run the chapter's configuration cells with ``values`` injected after its parameters cell,
-    in this process (no claims recorded, output discarded); their globals, or None."""
-    found = configuration_cells(src)
+    in this process (no claims recorded, output discarded), then build the configurations its
+    later cells set up (``later_configurations``; those that need what earlier cells compute are
+    listed under UNBUILT); their globals, or None."""
+    found = _cells(src)
     if found is None:
         return None
-    cells, i_par = found
-    ns: dict = {"__name__": "__chapter__"}
+    cells, i_par, later = found
+    ns: dict = {"__name__": "__chapter__", UNBUILT: []}
     saved_env, saved_cwd = os.environ.pop(bookexec.CLAIMS_ENV, None), os.getcwd()
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
@@ -90,6 +120,13 @@ def chapter_namespace(src: Path, values: dict) -> dict | None:
                 exec(compile(cell, f"<{src.name} code cell {i + 1}>", "exec"), ns)
                 if i == i_par:
                     ns.update(values)
+            for stmt in later_configurations(later):
+                try:
+                    exec(compile(ast.Module([stmt], []), f"<{src.name}: {stmt.targets[0].id}>", "exec"), ns)
+                except ConfigError:
+                    raise
+                except Exception:  # noqa: BLE001  (it needs what earlier cells compute)
+                    ns[UNBUILT].append(stmt.targets[0].id)
     finally:
         os.chdir(saved_cwd)
         if saved_env is not None:
@@ -127,6 +164,8 @@ def estimate_cost(src: Path, values: dict) -> float | None:
     others = estimate.other_configs(ns)
     if others:
         print("  not estimated: " + ", ".join(others))
+    if ns.get(UNBUILT):
+        print("  not estimated (set up from what the chapter computes first): " + ", ".join(ns[UNBUILT]))
     if not configs:
         print("  no estimate: the configuration builds no sweep configuration that earlytrain.estimate costs")
         return None

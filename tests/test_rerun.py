@@ -159,9 +159,72 @@ def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypat
     seconds = rr.estimate_cost(ROOT / "book" / "05_intermediate_saturation.md", {})
     out = capsys.readouterr().out
     assert seconds and seconds > 0 and "cfg: saturation sweep on mnist (fcn)" in out
-    assert rr.estimate_cost(ROOT / "book" / "04_loss_connectivity.md", {}) is None
+    rr.estimate_cost(ROOT / "book" / "03_catapult_chaos.md", {})
     out = capsys.readouterr().out
-    assert "not estimated (not phase or saturation sweeps): cfg (ConnectivityConfig)" in out
+    assert "not estimated: gen_cfg (GeneralisationConfig)" in out  # what estimate does not cost, named
+    assert "needs" not in out or "bif_cfg" in out
+
+
+def test_rerun_estimates_the_connectivity_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys, tmp_path):
+    """Chapter 04's paper preset: its connectivity sweep (the phase sweep and the barrier search,
+    counted once though the chapter also holds the phase sweep's config) is costed, with a fake
+    calibration, and without a terminal (and without YES=1) nothing starts."""
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    rr = _rerun()
+    est = rr.estimate_module()
+    monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
+    calls = []
+    monkeypatch.setattr(rr.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
+    monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: False, raising=False)
+    rc = rr.main("04_loss_connectivity", str(ROOT / "book/params/04_loss_connectivity/paper.yaml"), yes=False)
+    out = capsys.readouterr().out
+    assert rc == 3 and not calls, "not started"
+    assert "cfg (its phase sweep): phase sweep on mnist (fcn), 4 points" in out
+    assert "cfg (barrier search): barrier search on mnist (fcn), 4 points" in out
+    assert "Not started: estimated about" in out and "YES=1" in out
+    # the barrier search: at most a loss search's runs per seed, each with n_tau evaluations
+    from earlytrain import connectivity
+    ccfg = connectivity.from_params(dataset="mnist", depths=[8], widths=[256], seeds=[1, 2], search="grid",
+                                    x_max=2.0, x_step=0.5)
+    costs = est.connectivity_cost(ccfg, "c", calibration=_fake_calibration(), cached=False)
+    phase, barrier = costs
+    p = barrier.points[0]
+    assert p.loss_runs == 2 * 5 and p.extra_evals == p.loss_runs * ccfg.n_tau and p.sharpness_runs == 0
+    assert costs.seconds == phase.seconds + barrier.seconds > phase.seconds > 0
+
+
+def _fake_uv_calibration():
+    from earlytrain.estimate import UVCalibration
+    return UVCalibration("cpu (test)", step_s=1e-8, compile_s=1.0, runs=4096, steps=200, wall_s=0.0)
+
+
+def test_uv_sweeps_are_estimated_from_their_map_steps(monkeypatch, capsys):
+    """The uv sweeps of chapters 02 and 03 are costed (runs x map steps x a calibrated step, plus
+    compiles): counts checked against each sweep's plan, the time against its calibration, and
+    the chapters' consoles name them instead of "not estimated"."""
+    from earlytrain import estimate, uv_phases
+    early = uv_phases.EarlyConfig(widths=(2, 4), n_init=8, x_min=0.0, x_max=1.0, x_step=0.25, steps=10, refine=5)
+    cal = _fake_uv_calibration()
+    c = estimate.uv_cost(early, "early", cal)
+    assert c.runs == [2 * 8 * 5 + 7 * 8 * 5] * 2 and c.run_steps == [r * 10 for r in c.runs] and c.compiles == 8
+    assert c.seconds == pytest.approx(sum(c.run_steps) * 1e-8 + 8 * 1.0)
+    assert estimate.uv_cost(early.replace(refine=0), "e", cal).compiles == 1
+    cat = estimate.uv_cost(uv_phases.CatapultConfig(widths=(16,), ks=(2.5, 3.0), n_init=4, steps=50), "cat", cal)
+    assert cat.run_steps == [4 * 2 * 50]
+    sat = estimate.uv_cost(uv_phases.SaturationConfig(widths=(4, 16, 64), n_init=4, x_min=0.0, x_max=1.0,
+                                                      x_step=0.5, steps=20, window=5), "sat", cal)
+    assert sat.run_steps == [4 * 3 * 20] * 3
+    bif = estimate.uv_cost(uv_phases.BifurcationConfig(n_lr=10, steps=30, keep=5), "bif", cal)
+    assert bif.run_steps == [300] and "bifurcation" in str(bif)
+    real = estimate.calibrate_uv()  # the calibration itself runs and gives a positive time per step
+    assert real.step_s > 0 and real.runs * real.steps > 0
+    rr = _rerun()
+    monkeypatch.setattr(rr.estimate_module(), "calibrate_uv", _fake_uv_calibration)
+    seconds = rr.estimate_cost(ROOT / "book" / "02_uv_model.md", {})
+    out = capsys.readouterr().out
+    assert seconds and seconds > 0
+    assert "cfg: uv early phase diagram" in out and "sat_cfg: uv saturation sweep" in out
+    assert "not estimated" not in out
 
 
 def test_saturation_counts_follow_its_plan():
