@@ -280,9 +280,9 @@ def connectivity_cost(ccfg, label: str = "connectivity", calibration: Calibratio
             one = ccfg.replace(sweep=cfg.replace(depths=(d,), widths=(w,)))
             p.cached = bool(lookup is not None and lookup(one) is not None)
             out.points.append(p)
-    if cal is True:  # the phase sweep's points were all cached: calibrate here if needed
-        cal = calibrate(cfg) if any(not p.cached for p in out.points) else None
-    return Costs([phase, _timed(out, cfg, cal or None)])
+    if calibration is True and cal is None:  # the phase sweep's points were all cached
+        cal = True  # _timed calibrates if a barrier point is not
+    return Costs([phase, _timed(out, cfg, cal)])
 
 
 # ----------------------------------------------------------------------------- the uv model

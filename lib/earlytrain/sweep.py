@@ -252,8 +252,8 @@ class Point:
         return tr
 
     def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
-        """Run seed s at grid index idx[s, k] (memoised: a batch where every run is known is not
-        re-run) and return the bool [S, K] indicators: loss_rise and diverge from loss-only runs
+        """Run seed s at grid index idx[s, k] (memoised: a column of the batch whose runs are all
+        known is not re-run) and return the bool [S, K] indicators: loss_rise and diverge from loss-only runs
         (sharp False), sharp_rise from runs that measure the sharpness (sharp True; with
         ``sharpness_early_exit`` such a run stops once its indicator is decided, so it answers
         nothing else).
@@ -264,7 +264,11 @@ class Point:
         ``c_chunk`` columns with the sharpness, the whole batch without."""
         cfg = self.cfg
         S, K = idx.shape
-        if not all((sharp, s, int(i)) in self.memo for s in range(S) for i in idx[s]):
+        # only the columns with a run not evaluated yet (a column runs all S seeds)
+        todo = [k for k in range(K) if any((sharp, s, int(idx[s, k])) not in self.memo for s in range(S))]
+        if todo:
+            idx_all, idx = idx, idx[:, todo]
+            S, K = idx.shape
             chunk = 1 if train.default_batching() == "map" else (min(cfg.c_chunk, K) if sharp else K)
             tr = self.run(cfg.c_grid[idx], sharp, chunk, decide=cfg.train.sharpness_early_exit)
             if sharp:
@@ -276,6 +280,7 @@ class Point:
             for s in range(S):
                 for k in range(K):
                     self.memo[(sharp, s, int(idx[s, k]))] = {n: v[s, k] for n, v in ind.items()}
+            idx = idx_all
         names = self.memo[(sharp, 0, int(idx[0, 0]))]
         return {n: np.array([[self.memo[(sharp, s, int(i))][n] for i in idx[s]] for s in range(S)])
                 for n in names}
@@ -287,8 +292,19 @@ def _build(model_cfg) -> models.Model:
     return models.build(model_cfg)
 
 
+def sharp_split(cfg: SweepConfig) -> float:
+    """Where the c_sharp bisection of ``critical_point`` probes its bracket: with the early exit a
+    run decided True is cheap and one that stays False is not (``search.UNDECIDED_RUN_COST``), so
+    ``search.cost_split`` of the two; without it, 1/2 (plain bisection)."""
+    return search.cost_split(1.0, search.UNDECIDED_RUN_COST) if cfg.train.sharpness_early_exit else 0.5
+
+
 def critical_point(cfg: SweepConfig) -> xr.Dataset:
-    """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,)."""
+    """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,).
+
+    With the early exit (``TrainConfig.sharpness_early_exit``), the c_sharp bisection probes
+    where its cheap outcome is likely (``sharp_split``):
+    the same grid point wherever the indicator is monotone, fewer runs measured at every step."""
     (depth,), (width,) = cfg.depths, cfg.widths
     pt = Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
@@ -296,7 +312,9 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
     i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp")
+        split = sharp_split(cfg)
+        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp",
+                       split=split)
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
         c_sharp = np.full(S, np.nan)

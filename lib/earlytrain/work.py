@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from . import data, memory, train
+from . import data, memory, search, train
 
 TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
 # relative costs per (example x parameter), for weighting points against each other only (the
@@ -36,13 +36,16 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
-def evaluations_per_seed(n: int, strategy: str, stride: int) -> int:
-    """Upper bound on the c values one indicator's search evaluates per seed (grid of n points)."""
+def evaluations_per_seed(n: int, strategy: str, stride: int, split: float = 0.5) -> int:
+    """Upper bound on the c values one indicator's search evaluates per seed (grid of n points),
+    its spot check included; ``split``: where a bisection probes (``search.first_true``)."""
     if strategy == "grid":
         return n
     if strategy == "coarse_to_fine":
         return min(n, math.ceil(n / stride) + stride - 1 + 2)
-    return min(n, math.ceil(math.log2(n + 1)) + 2)  # bisect
+    if split == 0.5:
+        return min(n, math.ceil(math.log2(n + 1)) + 2)  # bisect
+    return min(n, search.bisect_evaluations(n, split) + 2)
 
 
 @dataclass
@@ -67,18 +70,23 @@ def parameters(cfg, depth: int, width: int) -> int:
 
 
 def count_point(cfg, depth: int, width: int) -> PointCost:
-    """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds)."""
+    """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds;
+    its c_sharp bisection probes where ``sweep.sharp_split`` says)."""
     S, n, T, k = len(cfg.seeds), len(cfg.c_grid), cfg.train.num_steps, cfg.train.sharpness_iters
     per = evaluations_per_seed(n, cfg.search, cfg.stride)
     loss_runs = S * (n if cfg.search == "grid" else min(n, 2 * per))
     sharp = cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width
-    sharp_runs = S * per if sharp else 0
+    split = search.cost_split(1.0, search.UNDECIDED_RUN_COST) if cfg.train.sharpness_early_exit else 0.5
+    sharp_runs = S * evaluations_per_seed(n, cfg.search, cfg.stride, split) if sharp else 0
     measured = int(train.sharpness_steps(cfg.train.replace(measure_sharpness=True)).sum())
-    measurements = S + sharp_runs * measured
+    # typical: as many runs measured at every step as a plain search spends; the split search's
+    # further runs are decided, and stop, at a first measurement (counted as one)
+    full = S * per if sharp else 0
+    measurements = S + full * measured + (sharp_runs - full)
     typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
     return PointCost(depth, width, parameters(cfg, depth, width), loss_runs, sharp_runs,
                      (loss_runs + sharp_runs) * T, matvecs_max=S * 2 * k + sharp_runs * measured * k,
-                     matvecs_typical=S * 2 * k + sharp_runs * measured * typical, measurements=measurements)
+                     matvecs_typical=S * 2 * k + measurements * typical - S * typical, measurements=measurements)
 
 
 def _one_point(cfg) -> bool:
