@@ -232,3 +232,19 @@ def test_cost_split_probes_where_the_cheap_outcome_is_likely():
         search.first_true(Indicator([1], 4), 4, 1, split=1.0)
     with pytest.raises(ConfigError, match="^cost_false:"):
         search.cost_split(1.0, 0.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 61])
+@pytest.mark.parametrize("split", [0.5, 0.85])
+def test_bisect_evaluations_is_the_worst_case_over_thresholds(n, split):
+    """``bisect_evaluations`` (the estimate's bound on a split bisection's runs per seed) is the
+    largest number of distinct indices a bisection evaluates for one seed, over every threshold,
+    counted here seed by seed; at split 1/2 it is ceil(log2(n + 1))."""
+    worst = 0
+    for t in range(n + 1):
+        ind = Indicator([t], n)
+        search.first_true(ind, n, 1, strategy="bisect", split=split, check=False)
+        worst = max(worst, len({int(i) for c in ind.calls for i in c[0]}))
+    assert search.bisect_evaluations(n, split) == worst
+    if split == 0.5:
+        assert worst == math.ceil(math.log2(n + 1))

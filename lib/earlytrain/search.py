@@ -58,13 +58,17 @@ def bisect_evaluations(n: int, split: float = 0.5) -> int:
     indicator of each position at once), spot check excluded."""
     check_int(n, "n", minimum=1)
     t = np.arange(n + 1)
-    seen = np.zeros((n + 1, n), bool)
+    probes = []  # [rounds] of [n + 1] indices: O(n log n) memory, not an [n + 1, n] table
 
     def evaluate(idx):
-        seen[t[:, None], idx] = True
+        probes.append(idx[:, 0].copy())
         return idx >= t[:, None]
-    first_true(evaluate, n, n + 1, "bisect", split=split, check=False)
-    return int(seen.sum(1).max())
+    check_split(split)
+    _search(evaluate, n, n + 1, "bisect", 2, np.full(n + 1, -1), np.full(n + 1, n), split)
+    if not probes:
+        return 0
+    ordered = np.sort(np.stack(probes), axis=0)
+    return int((1 + (np.diff(ordered, axis=0) != 0).sum(0)).max())
 
 
 def cost_split(cost_true: float, cost_false: float) -> float:
