@@ -78,7 +78,7 @@ def part_cold(args):
 
     grad = jax.jit(jax.grad(f))
     tangents = jax.jit(lambda p, v, m: jax.lax.fori_loop(
-        0, m, lambda _, u: hessian._normalize(hessian.linearized_hvp(f, p)(u), u), v), static_argnums=2)
+        0, m, lambda _, u: hessian.normalize(hessian.linearized_hvp(f, p)(u), u), v), static_argnums=2)
     adaptive = jax.jit(lambda p, v: hessian.lanczos(hessian.linearized_hvp(f, p), v, args.cap, TOL))
     gap = jax.jit(lambda p, v: hessian.lanczos(hessian.linearized_hvp(f, p), v, args.cap, TOL, True))
 
@@ -129,7 +129,7 @@ def part_tracked(args):
             if not gap:  # the reference at the same parameters, once per run
                 p, refs = pt.params, []
                 one = cfg.train.replace(num_steps=1, measure_sharpness=False)
-                lf = train._loss_fn(pt.model, "mse")
+                lf = train.loss_fn(pt.model, "mse")
                 ref_fn = jax.jit(lambda q, a: hessian.loss_sharpness(
                     lambda r: lf(r, a, pt.data.x_meas, pt.data.y_meas), q, None, "lanczos", args.ref_order, 0.0).value)
                 for t in range(10):

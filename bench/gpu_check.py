@@ -151,7 +151,9 @@ def compute_point(cfg) -> dict:
             "loss_runs": int(ds.attrs["n_loss_runs"]), "sharpness_runs": int(ds.attrs["n_sharpness_runs"]),
             "sharpness_matvecs": int(ds.attrs["n_sharpness_matvecs"]),
             "lambda0_matvecs": int(ds.lambda0_matvecs.sum()),
-            "unconverged": int(ds.attrs["n_sharpness_unconverged"])}
+            "unconverged": int(ds.attrs["n_sharpness_unconverged"]),
+            # the batch sizes the device's memory gave it (c_chunk / hvp_chunk None: automatic)
+            "c_chunk": int(ds.attrs["c_chunk"]), "hvp_chunk": int(ds.attrs["hvp_chunk"])}
 
 
 def timed_part(name: str, what: str, params: dict, deadline: float, run: bool, note: str = "") -> dict:

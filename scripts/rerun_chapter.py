@@ -7,9 +7,11 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
    chapter checks it again in its kernel, so plain papermill fails the same way).
    Then the cost is estimated before anything computes: the chapter's configuration (its code
    cells up to the one that calls ``check_injected()``, with the YAML's values injected after
-   the parameters cell) is run in this process, and every ``SweepConfig`` and ``SaturationConfig``
-   it builds is costed by ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector
-   products, and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
+   the parameters cell, then the ``name = ...Config(...)`` statements of its later cells) is run
+   in this process, and every sweep configuration it builds (a
+   ``SweepConfig``, ``SaturationConfig``, ``ConnectivityConfig`` or a uv sweep's) is costed by
+   ``earlytrain.estimate`` (points, cached points, runs, Hessian-vector products or uv map steps,
+   and a time from a short calibration on the device in use). A run estimated over an hour (ASK_OVER_S)
    asks before it starts, unless ``--yes`` (``make rerun ... YES=1``); without a terminal to
    ask on, it does not start. Configurations of other kinds are named as not estimated.
 1. The chapter's source, book/CHAPTER.md (a MyST Markdown notebook), is converted by jupytext to
@@ -22,7 +24,9 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
        papermill ch.ipynb out.ipynb -f PARAMS.yaml --cwd book
 3. A copy of the book is assembled in _runs/book/ in which that chapter is the executed
    notebook, marked not to be re-executed; the other chapters are re-used from the library
-   cache (results/), so only what changed is computed.
+   cache (results/), so only what changed is computed. The copy has its own cost file
+   (book/params/costs.json, refreshed by its build), so the source tree's committed one is never
+   written by a re-run.
 4. The book is built there: open _runs/book/_build/html/index.html. Its jupyter cache starts as
    a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
    only if they are stale (scripts/bookexec.py).
@@ -36,6 +40,7 @@ and papermill's kernel records the re-run chapter's, so every figure keeps its d
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import os
@@ -55,11 +60,17 @@ from earlytrain.params import check_notebook
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
 ASK_OVER_S = 3600  # a run estimated longer asks before it starts (unless --yes)
+UNBUILT = "__unbuilt_configurations__"  # chapter_namespace: later configurations it could not build
 
 
 def configuration_cells(src: Path) -> tuple[list[str], int] | None:
     """The chapter's code cells up to the one calling ``check_injected()`` (its configuration),
     and the index of its parameters cell among them; None if it has no such cells."""
+    found = _cells(src)
+    return None if found is None else (found[0], found[1])
+
+
+def _cells(src: Path):
     nb = jupytext.read(src)
     code = [c for c in nb.cells if c.cell_type == "code"]
     tags = [set(c.metadata.get("tags", [])) for c in code]
@@ -67,17 +78,39 @@ def configuration_cells(src: Path) -> tuple[list[str], int] | None:
     i_cfg = next((i for i, c in enumerate(code) if "check_injected(" in c.source), None)
     if i_par is None or i_cfg is None or i_cfg < i_par:
         return None
-    return [c.source for c in code[:i_cfg + 1]], i_par
+    return [c.source for c in code[:i_cfg + 1]], i_par, [c.source for c in code[i_cfg + 1:]]
+
+
+def later_configurations(cells: list[str]) -> list[ast.Assign]:
+    """The statements ``name = <...>Config(...)`` at the top level of the chapter's later cells
+    (a sweep set up next to the cell that runs it): building a configuration only validates it,
+    so the estimate can build it before anything runs."""
+    found = []
+    for cell in cells:
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError:  # a cell with IPython magics: nothing to take from it
+            continue
+        for stmt in tree.body:
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Call)):
+                func = stmt.value.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name.endswith("Config"):
+                    found.append(stmt)
+    return found
 
 
 def chapter_namespace(src: Path, values: dict) -> dict | None:
     """Run the chapter's configuration cells with ``values`` injected after its parameters cell,
-    in this process (no claims recorded, output discarded); their globals, or None."""
-    found = configuration_cells(src)
+    in this process (no claims recorded, output discarded), then build the configurations its
+    later cells set up (``later_configurations``; those that need what earlier cells compute are
+    listed under UNBUILT); their globals, or None."""
+    found = _cells(src)
     if found is None:
         return None
-    cells, i_par = found
-    ns: dict = {"__name__": "__chapter__"}
+    cells, i_par, later = found
+    ns: dict = {"__name__": "__chapter__", UNBUILT: []}
     saved_env, saved_cwd = os.environ.pop(bookexec.CLAIMS_ENV, None), os.getcwd()
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
@@ -87,6 +120,13 @@ def chapter_namespace(src: Path, values: dict) -> dict | None:
                 exec(compile(cell, f"<{src.name} code cell {i + 1}>", "exec"), ns)
                 if i == i_par:
                     ns.update(values)
+            for stmt in later_configurations(later):
+                try:
+                    exec(compile(ast.Module([stmt], []), f"<{src.name}: {stmt.targets[0].id}>", "exec"), ns)
+                except ConfigError:
+                    raise
+                except Exception:  # noqa: BLE001  (it needs what earlier cells compute)
+                    ns[UNBUILT].append(stmt.targets[0].id)
     finally:
         os.chdir(saved_cwd)
         if saved_env is not None:
@@ -123,9 +163,11 @@ def estimate_cost(src: Path, values: dict) -> float | None:
         total += cost.seconds
     others = estimate.other_configs(ns)
     if others:
-        print("  not estimated (not phase or saturation sweeps): " + ", ".join(others))
+        print("  not estimated: " + ", ".join(others))
+    if ns.get(UNBUILT):
+        print("  not estimated (set up from what the chapter computes first): " + ", ".join(ns[UNBUILT]))
     if not configs:
-        print("  no estimate: the configuration builds no SweepConfig or SaturationConfig")
+        print("  no estimate: the configuration builds no sweep configuration that earlytrain.estimate costs")
         return None
     print(f"Estimated total for these sweeps: about {estimate.fmt_seconds(total)} "
           f"(the chapter's other cells come on top)", flush=True)
@@ -149,6 +191,42 @@ def confirm(seconds: float | None, yes: bool, ask=input) -> bool:
         return True
     print("Not started (YES=1 starts it without asking)")
     return False
+
+
+def assemble_book(root: Path, book: Path, chapter: str, executed: Path) -> None:
+    """The copy of the book in ``book`` (step 3 of the module docstring): the configuration files
+    copied, ``book/`` mirrored by symlinks to the source tree's items, except that the re-run
+    chapter is the ``executed`` notebook (not to be re-executed), and that the cost file
+    (``bookexec.COSTS_FILE``, which the copy's build refreshes with its own times) is a copy in
+    real directories: a symlinked ``book/params`` would let the re-run's build write the source
+    tree's committed costs."""
+    root, book = Path(root), Path(book)
+    if book.exists():
+        shutil.rmtree(book / "book", ignore_errors=True)
+    (book / "book").mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(root / name, book / name)
+    if (root / "_offline").is_dir() and not (book / "_offline").exists():  # html_extra_path: MathJax
+        (book / "_offline").symlink_to(root / "_offline")
+    costs = Path(bookexec.COSTS_FILE)  # relative to the root: book/params/costs.json
+    real_dirs = {costs.parents[i] for i in range(len(costs.parents) - 1)} - {Path("book")}
+
+    def mirror(rel: Path) -> None:  # rel: a directory of the source tree, made real in the copy
+        for item in (root / rel).iterdir():
+            name = rel / item.name
+            if rel == Path("book") and item.name in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
+                continue
+            if name in real_dirs and item.is_dir():
+                (book / name).mkdir()
+                mirror(name)
+            elif name == costs:
+                shutil.copy(item, book / name)
+            else:
+                (book / name).symlink_to(item.absolute())
+    mirror(Path("book"))
+    nb = nbformat.read(str(executed), as_version=4)  # the executed chapter replaces its source
+    nb.metadata["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
+    nbformat.write(nb, str(book / "book" / f"{chapter}.ipynb"))
 
 
 def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
@@ -207,19 +285,7 @@ def main(chapter: str, params: str, root: Path = ROOT, yes: bool = True) -> int:
     if rc != 0:
         print(f"papermill failed for {chapter} with {params}; the executed notebook is {out}")
         return rc
-    if book.exists():
-        shutil.rmtree(book / "book", ignore_errors=True)
-    (book / "book").mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(root / name, book / name)
-    if (root / "_offline").is_dir() and not (book / "_offline").exists():  # html_extra_path: MathJax
-        (book / "_offline").symlink_to(root / "_offline")
-    for item in (root / "book").iterdir():
-        if item.name not in {f"{chapter}{s}" for s in bookexec.NOTEBOOK_SUFFIXES}:
-            (book / "book" / item.name).symlink_to(item)
-    nb = nbformat.read(str(out), as_version=4)  # the executed chapter replaces its source
-    nb.metadata["mystnb"] = {"execution_mode": "off"}  # keep papermill's outputs as they are
-    nbformat.write(nb, str(book / "book" / f"{chapter}.ipynb"))
+    assemble_book(root, book, chapter, out)
     main_cache, runs_cache = bookexec.cache_path(root), bookexec.cache_path(book)
     if main_cache.is_dir() and not runs_cache.exists():  # records match by code cells, not path
         shutil.copytree(main_cache, runs_cache)

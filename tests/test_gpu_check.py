@@ -30,6 +30,8 @@ def test_gpu_check_reduced_cpu_path_writes_its_report(tmp_path):
     # the engine's counts stay within the estimate's bounds, and the constants are on the grid
     assert 0 < res["loss_runs"] <= book["estimate"]["loss_runs_max"]
     assert res["sharpness_runs"] <= book["estimate"]["sharpness_runs_max"]
+    # the batch sizes the point ran with are recorded (all measurement examples in one product here)
+    assert res["hvp_chunk"] == book["params"].get("n_measure", res["hvp_chunk"]) and res["c_chunk"] >= 1
     assert len(res["c_max"]) == len(book["params"]["seeds"]) and all(v is None or v > 0 for v in res["c_max"])
     for name in ("paper01", "myrtle"):
         assert rep["points"][name]["status"].startswith("estimated only")

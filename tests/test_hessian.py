@@ -509,3 +509,37 @@ def test_lanczos_above_stops_at_a_lower_bound_and_inactive_spends_nothing(x64):
     assert float(lanes.value[0]) == pytest.approx(float(full.value), rel=F64_TOL)
     p_off = hessian.power_iteration(mv, v0, 30, 1e-8, active=jnp.asarray(False))
     assert int(p_off.n_matvec) == 0
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:3])
+def test_chunked_hvp_equals_the_whole_batch_product(x64, cfg):
+    """``chunked_hvp`` (the product summed over chunks of examples, for memory) against the
+    product on all examples and the dense Hessian: equal to float64 round-off (only the order of
+    the sums differs), for every divisor of the 12 examples; a chunk that does not divide them is
+    a ConfigError naming hvp_chunk. Catches: chunk means summed without the 1 / n_chunks weight,
+    a chunk dropped or counted twice, a reshape that mixes examples and features."""
+    from jax.flatten_util import ravel_pytree
+    from earlytrain.errors import ConfigError
+    depth, width, parameterization, loss = cfg
+    flat, f, H, _, params = _problem(*cfg)
+    rng = np.random.default_rng(0)  # _problem's data, rebuilt: the loss as a function of (p, data)
+    x = rng.normal(size=(12, 4))
+    x = jnp.asarray((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True), jnp.float64)
+    y = jnp.asarray(np.eye(3)[rng.integers(0, 3, 12)], jnp.float64)
+    model = models.build(models.ModelConfig(depth=depth, width=width, parameterization=parameterization, n_out=3))
+    _, aux = model.init(jax.random.PRNGKey(1), x)
+    _, unravel = ravel_pytree(params)
+    loss_on = lambda p, xy: losses.get(loss)(model.apply(unravel(p), aux, xy[0]), xy[1])
+    np.testing.assert_allclose(float(loss_on(flat, (x, y))), float(f(flat)), rtol=1e-14)  # the same problem
+    scale = np.abs(np.linalg.eigvalsh(H)).max()
+    whole = hessian.hvp(f, flat)
+    for s in range(2):
+        v = jax.random.normal(jax.random.PRNGKey(7 + s), flat.shape, jnp.float64)
+        ref = np.asarray(whole(v))
+        for chunk in (1, 2, 3, 4, 6, 12):
+            got = np.asarray(jax.jit(hessian.chunked_hvp(loss_on, flat, (x, y), chunk))(v))
+            assert np.linalg.norm(got - ref) <= F64_TOL * scale * float(jnp.linalg.norm(v)), chunk
+            assert np.linalg.norm(got - H @ np.asarray(v)) <= F64_TOL * scale * float(jnp.linalg.norm(v))
+    for bad in (5, 0, 13):
+        with pytest.raises(ConfigError, match="^hvp_chunk:"):
+            hessian.chunked_hvp(loss_on, flat, (x, y), bad)

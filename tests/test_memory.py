@@ -126,3 +126,47 @@ def test_point_takes_its_batch_size_from_the_device(monkeypatch):
     assert asked == [(None, 1, 1)] and pt.cfg.c_chunk == 3 and cfg.c_chunk is None
     tr = pt.run(np.array([[1.0, 2.0, 4.0, 2.0]]), True, pt.cfg.c_chunk)  # two padded chunks of 3
     assert tr.loss.shape == (1, 4, 3) and np.isfinite(tr.loss).all()
+
+
+def test_examples_per_hvp_chunk_follow_device_memory():
+    """hvp_chunk=None: all n_measure examples in one product when the point fits, else the largest
+    divisor of n_measure that fits the given budget (the next larger divisor does not), smaller
+    for a smaller budget; the check of a point with hvp_chunk=None is made at a chunk of 1."""
+    cfg = CFG.replace(c_chunk=1, n_measure=1024)
+    need = lambda h: memory._need(memory.point_bytes(cfg, 4, 512, 1, h))
+    divisors = [d for d in range(1, 1025) if 1024 % d == 0]
+    assert need(1024) > need(64) > need(1)  # the activations of a product follow the chunk
+    sizes = []
+    for have in (need(1024) / memory.FILL * 1.001, need(256) / memory.FILL * 1.001, need(8) / memory.FILL * 1.001):
+        h = memory.auto_hvp_chunk(cfg, 4, 512, have)
+        sizes.append(h)
+        assert 1024 % h == 0 and need(h) <= memory.FILL * have
+        larger = [d for d in divisors if d > h]
+        assert not larger or need(larger[0]) > memory.FILL * have
+    assert sizes == [1024, 256, 8]
+    assert memory.auto_hvp_chunk(cfg, 4, 512, 1.0) == 1  # nothing fits: check_point reports it
+
+
+def test_point_records_the_chunks_it_runs_with(monkeypatch):
+    """A Point with hvp_chunk=None takes it from the device's memory (here a limit that fits 4 of
+    the 16 measurement examples per product), runs with it (the estimate equal to the unchunked
+    one to float32 rounding), and records it (``Point.chunks``, critical_point's attributes)."""
+    import numpy as np
+    from earlytrain import data
+    rng = np.random.RandomState(0)
+    arrays = data.arrays(rng.randn(32, 4).astype(np.float32), rng.randint(0, 3, 32))
+    cfg = sweep.SweepConfig(dataset=arrays, n_train=32, n_measure=16, seeds=(1, 2), depths=(2,), widths=(8,),
+                            x_max=2.0, x_step=1.0, T1=2, c_chunk=None, model=models.ModelConfig(n_out=3),
+                            train=train.TrainConfig(batch_size=8, num_steps=2, sharpness_iters=5, hvp_chunk=None))
+    fits = memory._need(memory.point_bytes(cfg, 2, 8, 1, 4))
+    monkeypatch.setenv("EARLYTRAIN_MEMORY_LIMIT", str(int(fits / memory.FILL) + 1))
+    pt = sweep.Point(cfg, 2, 8)
+    assert pt.chunks["hvp_chunk"] == 4 and cfg.train.hvp_chunk is None
+    monkeypatch.delenv("EARLYTRAIN_MEMORY_LIMIT")
+    whole = sweep.Point(cfg.replace(train=cfg.train.replace(hvp_chunk=16)), 2, 8)
+    assert whole.chunks["hvp_chunk"] == 16
+    np.testing.assert_allclose(np.asarray(pt.lam0.value), np.asarray(whole.lam0.value), rtol=1e-5)
+    with pytest.raises(ConfigError, match="^hvp_chunk: expected a divisor of n_measure = 16"):
+        cfg.replace(train=cfg.train.replace(hvp_chunk=5))
+    with pytest.raises(ConfigError, match="^hvp_chunk:"):
+        train.TrainConfig(hvp_chunk=0)

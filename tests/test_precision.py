@@ -104,7 +104,7 @@ def test_without_the_setting_products_carry_no_precision():
     model = _models()["fcn"]
     data = _data()
     params, aux = model.init(jax.random.PRNGKey(1), data.x_meas)
-    lf = train._loss_fn(model, "mse")
+    lf = train.loss_fn(model, "mse")
     f = jax.jit(lambda p: hessian.loss_sharpness(lambda q: lf(q, aux, data.x_meas, data.y_meas), p,
                                                  None, "lanczos", 4, 1e-3).value)
     ops = _ops(f.lower(params).as_text())

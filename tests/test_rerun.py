@@ -42,7 +42,9 @@ def test_counts_bound_what_critical_point_spends(search, per_seed, tmp_path, mon
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
     cfg = _cfg(search=search, widths=[8], stride=2)
     p = estimate.count_point(cfg, 2, 8)
-    assert p.sharpness_runs == 2 * per_seed and p.loss_runs == 2 * min(7, 2 * per_seed if search != "grid" else 7)
+    assert p.loss_runs == 2 * min(7, 2 * per_seed if search != "grid" else 7)
+    split = sweep.sharp_split(cfg)  # the c_sharp bisection probes high: more (cheap) runs at most
+    assert split > 0.5 and p.sharpness_runs == 2 * estimate.evaluations_per_seed(7, search, 2, split) >= 2 * per_seed
     ds = sweep.critical_point(cfg)
     assert ds.attrs["n_loss_runs"] <= p.loss_runs
     assert ds.attrs["n_sharpness_runs"] <= p.sharpness_runs
@@ -159,9 +161,72 @@ def test_rerun_estimates_a_saturation_chapter_and_names_what_it_cannot(monkeypat
     seconds = rr.estimate_cost(ROOT / "book" / "05_intermediate_saturation.md", {})
     out = capsys.readouterr().out
     assert seconds and seconds > 0 and "cfg: saturation sweep on mnist (fcn)" in out
-    assert rr.estimate_cost(ROOT / "book" / "04_loss_connectivity.md", {}) is None
+    rr.estimate_cost(ROOT / "book" / "03_catapult_chaos.md", {})
     out = capsys.readouterr().out
-    assert "not estimated (not phase or saturation sweeps): cfg (ConnectivityConfig)" in out
+    assert "not estimated: gen_cfg (GeneralisationConfig)" in out  # what estimate does not cost, named
+    assert "needs" not in out or "bif_cfg" in out
+
+
+def test_rerun_estimates_the_connectivity_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys, tmp_path):
+    """Chapter 04's paper preset: its connectivity sweep (the phase sweep and the barrier search,
+    counted once though the chapter also holds the phase sweep's config) is costed, with a fake
+    calibration, and without a terminal (and without YES=1) nothing starts."""
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
+    rr = _rerun()
+    est = rr.estimate_module()
+    monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
+    calls = []
+    monkeypatch.setattr(rr.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
+    monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: False, raising=False)
+    rc = rr.main("04_loss_connectivity", str(ROOT / "book/params/04_loss_connectivity/paper.yaml"), yes=False)
+    out = capsys.readouterr().out
+    assert rc == 3 and not calls, "not started"
+    assert "cfg (its phase sweep): phase sweep on mnist (fcn), 4 points" in out
+    assert "cfg (barrier search): barrier search on mnist (fcn), 4 points" in out
+    assert "Not started: estimated about" in out and "YES=1" in out
+    # the barrier search: at most a loss search's runs per seed, each with n_tau evaluations
+    from earlytrain import connectivity
+    ccfg = connectivity.from_params(dataset="mnist", depths=[8], widths=[256], seeds=[1, 2], search="grid",
+                                    x_max=2.0, x_step=0.5)
+    costs = est.connectivity_cost(ccfg, "c", calibration=_fake_calibration(), cached=False)
+    phase, barrier = costs
+    p = barrier.points[0]
+    assert p.loss_runs == 2 * 5 and p.extra_evals == p.loss_runs * ccfg.n_tau and p.sharpness_runs == 0
+    assert costs.seconds == phase.seconds + barrier.seconds > phase.seconds > 0
+
+
+def _fake_uv_calibration():
+    from earlytrain.estimate import UVCalibration
+    return UVCalibration("cpu (test)", step_s=1e-8, compile_s=1.0, runs=4096, steps=200, wall_s=0.0)
+
+
+def test_uv_sweeps_are_estimated_from_their_map_steps(monkeypatch, capsys):
+    """The uv sweeps of chapters 02 and 03 are costed (runs x map steps x a calibrated step, plus
+    compiles): counts checked against each sweep's plan, the time against its calibration, and
+    the chapters' consoles name them instead of "not estimated"."""
+    from earlytrain import estimate, uv_phases
+    early = uv_phases.EarlyConfig(widths=(2, 4), n_init=8, x_min=0.0, x_max=1.0, x_step=0.25, steps=10, refine=5)
+    cal = _fake_uv_calibration()
+    c = estimate.uv_cost(early, "early", cal)
+    assert c.runs == [2 * 8 * 5 + 7 * 8 * 5] * 2 and c.run_steps == [r * 10 for r in c.runs] and c.compiles == 8
+    assert c.seconds == pytest.approx(sum(c.run_steps) * 1e-8 + 8 * 1.0)
+    assert estimate.uv_cost(early.replace(refine=0), "e", cal).compiles == 1
+    cat = estimate.uv_cost(uv_phases.CatapultConfig(widths=(16,), ks=(2.5, 3.0), n_init=4, steps=50), "cat", cal)
+    assert cat.run_steps == [4 * 2 * 50]
+    sat = estimate.uv_cost(uv_phases.SaturationConfig(widths=(4, 16, 64), n_init=4, x_min=0.0, x_max=1.0,
+                                                      x_step=0.5, steps=20, window=5), "sat", cal)
+    assert sat.run_steps == [4 * 3 * 20] * 3
+    bif = estimate.uv_cost(uv_phases.BifurcationConfig(n_lr=10, steps=30, keep=5), "bif", cal)
+    assert bif.run_steps == [300] and "bifurcation" in str(bif)
+    real = estimate.calibrate_uv()  # the calibration itself runs and gives a positive time per step
+    assert real.step_s > 0 and real.runs * real.steps > 0
+    rr = _rerun()
+    monkeypatch.setattr(rr.estimate_module(), "calibrate_uv", _fake_uv_calibration)
+    seconds = rr.estimate_cost(ROOT / "book" / "02_uv_model.md", {})
+    out = capsys.readouterr().out
+    assert seconds and seconds > 0
+    assert "cfg: uv early phase diagram" in out and "sat_cfg: uv saturation sweep" in out
+    assert "not estimated" not in out
 
 
 def test_saturation_counts_follow_its_plan():
@@ -178,17 +243,54 @@ def test_saturation_counts_follow_its_plan():
 
 
 def test_eta_weights_points_by_their_size(monkeypatch):
-    from earlytrain import estimate, sweep
+    from earlytrain import saturation, sweep, work
     small, large = (sweep.from_params(dataset="mnist", depths=[4], widths=[w], seeds=[1, 2]) for w in (64, 1024))
-    ws, wl = estimate.point_work(small), estimate.point_work(large)
+    ws, wl = work.point_work(small), work.point_work(large)
     assert wl > 10 * ws > 0, "16x the width: far more work"
-    assert estimate.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
-    assert estimate.point_work(object()) is None
+    assert work.point_work({"cfg": small, "c": [1.0, 2.0]}) > 0
+    sat = [work.point_work(saturation.SaturationConfig(sweep=c)) for c in (small, large)]
+    assert sat[1] > 10 * sat[0] > 0, "a saturation point: its work follows its network's size"
+    assert work.point_work(object()) is None
     t = [100.0]
-    monkeypatch.setattr(estimate.time, "perf_counter", lambda: t[0])
-    eta = estimate.Eta([small, large], [True, True])
+    monkeypatch.setattr(work.time, "perf_counter", lambda: t[0])
+    eta = work.Eta([small, large], [True, True])
     assert eta.text() == "", "nothing done yet: no ETA"
     t[0] += 60.0
     eta.finished(0)
-    assert eta.text() == f"ETA {estimate.fmt_seconds(60.0 * wl / ws)} (by point size)"
-    assert estimate.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
+    assert eta.text() == f"ETA {work.fmt_seconds(60.0 * wl / ws)} (by point size)"
+    assert work.Eta([small, object()], [True, True]).works is None, "a point of unknown size: no ETA"
+
+
+# ----------------------------------------------------------------------------- the re-run's own copy
+def test_the_rerun_copy_refreshes_its_own_costs_not_the_source_trees(tmp_path):
+    """make rerun builds a copy of the book whose build refreshes ``book/params/costs.json``
+    (bookexec.refresh_costs): that must write the copy's file, never the source tree's committed
+    one. Catches: a symlinked ``book/params`` (or costs file) in the copy."""
+    import json
+    import bookexec
+    import nbformat
+    rr = _rerun()
+    root = tmp_path / "root"
+    (root / "book" / "params" / "01_x").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        (root / name).write_text("")
+    costs = root / bookexec.COSTS_FILE
+    costs.write_text(json.dumps({"seconds": {"book/01_x": 100, "book/02_y": 50}}) + "\n")
+    committed = costs.read_text()
+    (root / "book" / "params" / "01_x" / "quick.yaml").write_text("n: 1\n")
+    (root / "book" / "01_x.md").write_text("# one\n")
+    (root / "book" / "02_y.md").write_text("# two\n")
+    executed = tmp_path / "01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), str(executed))
+    book = tmp_path / "runs" / "book"
+    rr.assemble_book(root, book, "01_x", executed)
+    assert not (book / "book" / "01_x.md").exists() and (book / "book" / "01_x.ipynb").is_file()
+    assert (book / "book" / "02_y.md").is_symlink()  # the other chapters: the source tree's
+    assert (book / "book" / "params" / "01_x" / "quick.yaml").read_text() == "n: 1\n"  # presets: readable
+    assert not (book / "book" / "params").is_symlink() and not (book / bookexec.COSTS_FILE).is_symlink()
+    ch = bookexec.Chapter(book / "book" / "02_y.md", "book/02_y", {}, seconds=500.0)
+    assert bookexec.refresh_costs(book, [ch]) == ["book/02_y"]
+    assert costs.read_text() == committed, "the source tree's committed costs were written"
+    assert bookexec.read_costs(book)["book/02_y"] == 500
+    rr.assemble_book(root, book, "01_x", executed)  # assembled again over an existing copy
+    assert costs.read_text() == committed and bookexec.read_costs(book)["book/02_y"] == 50

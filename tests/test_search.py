@@ -158,8 +158,9 @@ def test_spot_check_warns_when_not_monotone_around_the_answer():
     np.testing.assert_array_equal(got, [5, 10])
     assert search.first_true(Indicator([0, 0], n, table), n, 2, strategy="grid")[1] == 8
     # one extra batch [S, 2] of the unseen neighbours: row 0 (bisection saw 7, 3, 5, 4) needs 6
-    # only, row 1 (saw 7, 11, 9, 10) needs 8 only; each pads with its own probe
-    assert len(ind.calls) == 5 and ind.calls[-1].tolist() == [[6, 6], [8, 8]]
+    # only, row 1 (saw 7, 11, 9, 10) needs 8 only; each pads with its found point (seen, True: a
+    # c_sharp search run decided True is the cheap kind to repeat), not with its other probe
+    assert len(ind.calls) == 5 and ind.calls[-1].tolist() == [[6, 5], [10, 8]]
     # coarse_to_fine sees a False after its answer in the coarse pass itself: stride 4 evaluates
     # 0 F, 4 T, 8 F, 12 T -> answer 4 with 8 False above it
     row = np.zeros(n, bool)
@@ -184,3 +185,66 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match="n"):
         search.first_true(ind, 0, 1)
     assert ind.calls == []
+
+
+@pytest.mark.parametrize("split", [0.5, 0.7, 0.85, 0.95])
+@pytest.mark.filterwarnings("error::earlytrain.search.NonMonotoneWarning")
+def test_bisect_at_a_split_finds_the_same_threshold(split):
+    """A bisection probing at ``split`` of its bracket returns the full grid's first True index on
+    monotone indicators (every threshold, with brackets), never evaluates outside (lo, hi), and
+    with split 1/2 evaluates exactly what plain bisection does. With an expensive False (cost 12,
+    True 1), the split ``cost_split`` picks spends less than plain bisection over all thresholds.
+    Catches: a probe on the bracket's end (no progress, or an index known already), a split that
+    changes the answer."""
+    n = 61
+    t = np.arange(n + 1)
+    ind = Indicator(t, n)
+    got = search.first_true(ind, n, len(t), strategy="bisect", split=split)
+    np.testing.assert_array_equal(got, t)
+    lo = np.maximum(t - 7, -1)
+    hi = np.minimum(t + 5, n)
+    ind = Indicator(t, n)
+    np.testing.assert_array_equal(search.first_true(ind, n, len(t), strategy="bisect", split=split, lo=lo, hi=hi,
+                                                    check=False), t)
+    for c in ind.calls:
+        assert np.all((c > lo[:, None]) & (c < hi[:, None]))
+    if split == 0.5:
+        a, b = Indicator(t, n), Indicator(t, n)
+        search.first_true(a, n, len(t), strategy="bisect")
+        search.first_true(b, n, len(t), strategy="bisect", split=0.5)
+        assert all(np.array_equal(x, y) for x, y in zip(a.calls, b.calls)) and len(a.calls) == len(b.calls)
+
+
+def test_cost_split_probes_where_the_cheap_outcome_is_likely():
+    assert search.cost_split(1.0, 1.0) == 0.5
+    assert search.cost_split(1.0, 12.0) == 0.85
+    assert search.cost_split(1.0, 3.0) > 0.5
+    n = 61
+    t = np.arange(n + 1)
+
+    def cost(split):  # of the distinct (seed, index) evaluated: what a memoised evaluator runs
+        ind = Indicator(t, n)
+        search.first_true(ind, n, len(t), strategy="bisect", split=split)
+        seen = {(s, int(i)) for c in ind.calls for s in range(len(t)) for i in c[s]}
+        return sum(1 if i >= t[s] else 12 for s, i in seen)
+    assert cost(search.cost_split(1.0, 12.0)) < 0.85 * cost(0.5)
+    with pytest.raises(ConfigError, match="^split:"):
+        search.first_true(Indicator([1], 4), 4, 1, split=1.0)
+    with pytest.raises(ConfigError, match="^cost_false:"):
+        search.cost_split(1.0, 0.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 61])
+@pytest.mark.parametrize("split", [0.5, 0.85])
+def test_bisect_evaluations_is_the_worst_case_over_thresholds(n, split):
+    """``bisect_evaluations`` (the estimate's bound on a split bisection's runs per seed) is the
+    largest number of distinct indices a bisection evaluates for one seed, over every threshold,
+    counted here seed by seed; at split 1/2 it is ceil(log2(n + 1))."""
+    worst = 0
+    for t in range(n + 1):
+        ind = Indicator([t], n)
+        search.first_true(ind, n, 1, strategy="bisect", split=split, check=False)
+        worst = max(worst, len({int(i) for c in ind.calls for i in c[0]}))
+    assert search.bisect_evaluations(n, split) == worst
+    if split == 0.5:
+        assert worst == math.ceil(math.log2(n + 1))

@@ -15,6 +15,7 @@ import pytest
 from earlytrain import losses, models, phases, train
 from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
+from tracing import traces
 
 N, N_MEAS, B, T = 256, 64, 32, 4
 SEEDS = [1, 2]
@@ -79,14 +80,16 @@ def test_run_grid_slice_equals_single_run(setup):
 def test_one_compile_per_shape(setup):
     model, params, aux, lam0, data, batches = setup
     train.run_grid(model, params, aux, lam0, _c([1.0, 2.0, 3.0]), data, batches, CFG)
-    n0 = train.TRACE_COUNT["run_grid"]
-    for vals in ([0.1, 0.2, 0.3], [5.0, 7.0, 11.0], [1.0, 1.0, 1.0]):
-        train.run_grid(model, params, aux, lam0, _c(vals), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0  # new c VALUES: no retrace
-    train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0 + 1  # a new SHAPE: one trace
-    train.run_grid(model, params, aux, lam0, _c([3.0, 4.0]), data, batches, CFG)
-    assert train.TRACE_COUNT["run_grid"] == n0 + 1
+    with traces() as n:
+        for vals in ([0.1, 0.2, 0.3], [5.0, 7.0, 11.0], [1.0, 1.0, 1.0]):
+            train.run_grid(model, params, aux, lam0, _c(vals), data, batches, CFG)
+        assert n["run_grid"] == 0  # new c VALUES: no retrace
+        train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG)
+        assert n["run_grid"] == 1  # a new SHAPE: one trace
+        train.run_grid(model, params, aux, lam0, _c([3.0, 4.0]), data, batches, CFG)
+        assert n["run_grid"] == 1
+        train.run_grid(model, params, aux, lam0, _c([1.0, 2.0]), data, batches, CFG.replace(sharpness_iters=7))
+        assert n["run_grid"] == 2  # a new static configuration: one trace (the counter sees traces)
 
 
 def test_tiny_c_leaves_loss_flat(setup):
@@ -325,13 +328,15 @@ def test_log_spaced_sharpness_in_a_run():
 @pytest.mark.parametrize("batching", ["map", "vmap"])
 def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batching):
     """``run_grid(decide=...)`` (a search run's early exit) against full measurements on the same
-    runs: c from sharpness reduction to divergence, T1 < T. The c_sharp indicator (and the loss and
-    divergence ones) are identical run by run; a run whose indicator is False is measured at every
+    runs: c from sharpness reduction to divergence, T1 < T. The c_sharp indicator is identical run by
+    run, and so are the losses, divergence flags and (for undecided runs) the loss indicators up to
+    each run's decision; a run whose indicator is False is measured at every
     step 1..T1 exactly as before; a run decided True has the same records up to its decision
     step, there a Ritz value above the threshold and at most the full estimate (a lower bound),
     and no product after it; no step after T1 is measured. Catches: a decision against the wrong
     threshold (a ratio just below it), a decided run still spending products (under vmap: lanes
-    that keep iterating), a skipped step in an undecided run, values recorded for skipped steps."""
+    that keep iterating), a skipped step in an undecided run, values recorded for skipped steps, a
+    decided run that goes on training (its losses after the decision are NaN, not computed)."""
     model, params, aux, lam0, data, batches = setup
     T1 = T - 1
     c = _c([0.5, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 1e5])
@@ -341,18 +346,24 @@ def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batchi
     full, early = (jax.tree.map(np.asarray, t) for t in (full, early))
     ind = {k: phases.sharpness_rises(t.sharpness, t.diverged, T1) for k, t in (("full", full), ("early", early))}
     np.testing.assert_array_equal(ind["early"], ind["full"])
-    np.testing.assert_array_equal(phases.loss_rises(early.loss, early.diverged, T1),
-                                  phases.loss_rises(full.loss, full.diverged, T1))
-    np.testing.assert_array_equal(early.diverged, full.diverged)
-    np.testing.assert_allclose(early.loss, full.loss, rtol=RTOL)
     dec = early.sharpness_decided
+    steps = np.arange(T + 1)
+    t_dec = np.where(dec.any(-1), np.argmax(dec, -1), T + 1)
+    trained = steps <= t_dec[..., None]  # a decided run computes nothing after its decision
+    np.testing.assert_array_equal(np.where(trained, early.diverged, False), np.where(trained, full.diverged, False))
+    np.testing.assert_allclose(np.where(trained, early.loss, 0.0), np.where(trained, full.loss, 0.0), rtol=RTOL)
+    assert np.all(np.isnan(early.loss[~trained])) and np.all(np.isnan(early.accuracy[~trained]))
+    at_decision = np.take_along_axis(early.diverged, np.minimum(t_dec, T)[..., None], -1)
+    assert (~trained).any(), "the test needs runs decided before their last step"
+    assert np.all(early.diverged[~trained] == np.broadcast_to(at_decision, early.diverged.shape)[~trained])
+    undecided = ~dec.any(-1)  # their loss and divergence indicators are those of the full runs
+    np.testing.assert_array_equal(phases.loss_rises(early.loss, early.diverged, T1)[undecided],
+                                  phases.loss_rises(full.loss, full.diverged, T1)[undecided])
     assert dec.sum(-1).max() <= 1 and not full.sharpness_decided.any()
     decided_runs = dec.any(-1)
     # the test covers both kinds: runs decided by a measurement, and runs that stay False
     assert decided_runs.any() and (~ind["full"]).any(), (decided_runs, ind["full"])
     thr = np.asarray(train.decide_threshold(lam0, decide))[:, None]
-    steps = np.arange(T + 1)
-    t_dec = np.where(decided_runs, np.argmax(dec, -1), T + 1)
     for name in ("sharpness", "sharpness_matvecs", "sharpness_converged"):
         a, b = getattr(early, name), getattr(full, name)
         before = (steps <= T1) & (steps < t_dec[..., None])  # records before any decision: identical

@@ -58,7 +58,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from . import cache, jaxcache
+from . import cache, jaxcache, work
 from .errors import ConfigError
 
 ENV = "EARLYTRAIN_SCHEDULER"
@@ -301,12 +301,11 @@ def run_points(fn: Callable, points: Sequence[tuple], labels: Sequence[str], des
 def _in_process(fn, points, desc, progress) -> list:
     """``[fn(*p) for p in points]`` in this process. A ``cache.cached`` fn's cached points are
     read first, so the bar starts at them and says how many; tqdm's rate and ETA count the points
-    computed now, and the postfix gives an ETA weighted by each point's size (``estimate.Eta``:
+    computed now, and the postfix gives an ETA weighted by each point's size (``work.Eta``:
     a width-2048 point is not a width-256 one)."""
-    from .estimate import Eta
     known = [fn.lookup(*p) if getattr(fn, "cache_name", None) else None for p in points]
     n_cached = sum(r is not None for r in known)
-    eta = Eta([p[0] if len(p) == 1 else None for p in points], [r is None for r in known]) if progress else None
+    eta = work.Eta([p[0] if len(p) == 1 else None for p in points], [r is None for r in known]) if progress else None
     bar = tqdm(total=len(points), initial=n_cached, desc=desc, disable=not progress)
     postfix = lambda: ", ".join(s for s in (f"{n_cached} cached" if n_cached else "", eta and eta.text()) if s)  # noqa: E731
     bar.set_postfix_str(postfix(), refresh=False)

@@ -1,4 +1,4 @@
-"""What a phase sweep (or a saturation sweep) will cost, said before it computes.
+"""What a sweep (phase, saturation, connectivity, the uv model's) will cost, said before it runs.
 
 ``phase_sweep_cost(cfg)`` counts, for every (depth, width) point of a ``sweep.SweepConfig``, what
 ``sweep.critical_point`` will spend, and times it from a short calibration on the device in use:
@@ -7,7 +7,10 @@
   the sharpness indicator (none above ``c_sharp_max_width``). Upper bounds from the search over the
   ``n`` points of the c grid: "grid" evaluates every point, "bisect" ceil(log2(n + 1)) points plus
   a spot check of 2, "coarse_to_fine" ceil(n / stride) + stride - 1 plus 2; the loss and
-  divergence searches share their runs (memoised) but are counted apart, so the bound holds.
+  divergence searches share their runs (memoised) but are counted apart, so the bound holds. The
+  c_sharp bisection probes high (``sweep.sharp_split``): at most ``search.bisect_evaluations``
+  runs, of which, typically, as many as a plain bisection's are measured at every step and the
+  others decided (and stopped) at a first measurement.
 * Hessian-vector products: lambda_0 (at most ``2 sharpness_iters`` per seed) and every measured step
   of a sharpness run (at most ``sharpness_iters``; TYPICAL_MATVECS, the median measured along the
   book's warm-started trajectories, is what the time uses).
@@ -27,28 +30,41 @@
   Cached points (the results cache already holds them) cost nothing and are counted apart.
 
 ``saturation_cost(cfg)`` does the same for ``saturation.saturation_sweep`` (runs trained to each
-group's last measurement step, a measurement at each of its steps). Other sweeps (the
-connectivity chapter's) are not estimated.
+group's last measurement step, a measurement at each of its steps), and ``connectivity_cost(cfg)``
+for ``connectivity.barrier_sweep``: its phase sweep, then per point the barrier search (loss-only
+runs of T1 steps, at most as many as a loss search, each followed by ``n_tau`` loss evaluations
+along its line) and the point's lambda_0.
 
-The estimate is a planning figure (within a factor of a few), not a benchmark: bench/ measures.
-Checked on this 2-core CPU shared with other sessions (load average 12 to 17): one critical_point
-at the book's settings (d=4, w=256, bisect) spent 48 loss runs, 21 sharpness runs and 1491 products
-(the bounds: 48, 24 and 1680 typical) and took 154 s, 172 s and 224 s in three runs; calibrated on
-the fastest of its calls, the estimate said 49 to 72 s: the load, not the counts, made the
-difference, hence the median. bench/bench_engine.py part 3 measured the same point in 27.7 s
-(cold) on the unloaded machine.
+``uv_cost(cfg)``: the uv model's sweeps (``uv_phases``: the early phase diagram, the saturation,
+the catapult and the bifurcation sweeps). A run of the uv model iterates a two-number map, so its
+cost is the count of map steps (runs x steps, the early sweep's bisections included, at most)
+times the seconds of one map step, calibrated by timing the sweeps' own vmapped map on a batch of
+runs (``calibrate_uv``), plus its compiles.
 
-``scripts/rerun_chapter.py`` prints it for every SweepConfig a chapter's configuration cell builds
-and asks before a run estimated over an hour.
+The estimate is a planning figure (within a factor of a few), not a benchmark: bench/ measures
+(bench/README.md, the gpu_check section, compares estimates with measured times).
+
+``scripts/rerun_chapter.py`` prints it for every configuration a chapter's configuration cell
+builds (``sweep_configs``) and asks before a run estimated over an hour.
+
+The counts and the relative work that weights a sweep's progress bar live below the sweeps, in
+``work`` (re-exported here); this module sits above every sweep module it estimates.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 
-TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import cache, connectivity, data, hessian, losses, memory, models, saturation, sweep, uv, uv_phases
+from .errors import check
+from .work import (PointCost, TYPICAL_MATVECS, count_point, evaluations_per_seed, fmt_seconds,  # noqa: F401
+                   parameters)
+
 CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (an FCN)
 CNN_CALIBRATION_EXAMPLES = 8  # at least this many (a CNN, whose work per example and parameter is the
 #                             image's positions: a Myrtle-5 at 80 channels took minutes with 128 on a loaded CPU)
@@ -57,29 +73,7 @@ COMPILES_PER_POINT = 3      # run_grid without and with sharpness, lambda_0: com
 REPEATS = 3                 # timed calls of each calibrated function (the median is used: the
 #                             device as it runs now, other processes' load included)
 HVP_BATCH = 6               # products timed after the first, all after one linearization
-
-
-def fmt_seconds(s: float) -> str:
-    """A duration for people: '42 s', '12 min', '3 h 20 min', '2.4 days'."""
-    if not math.isfinite(s):
-        return "unknown"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        h, m = divmod(int(round(s / 60)), 60)
-        return f"{h} h {m:02d} min"
-    return f"{s / 86400:.1f} days"
-
-
-def evaluations_per_seed(n: int, strategy: str, stride: int) -> int:
-    """Upper bound on the c values one indicator's search evaluates per seed (grid of n points)."""
-    if strategy == "grid":
-        return n
-    if strategy == "coarse_to_fine":
-        return min(n, math.ceil(n / stride) + stride - 1 + 2)
-    return min(n, math.ceil(math.log2(n + 1)) + 2)  # bisect
+UV_CALIBRATION = (64, 64, 200)  # uv calibration: states x learning rates x map steps per call
 
 
 @dataclass
@@ -102,21 +96,6 @@ class Calibration:
         t, n = {"step": (self.step_s, self.step_examples), "eval": (self.eval_s, self.eval_examples),
                 "hvp": (self.hvp_s, self.eval_examples), "linearize": (self.linearize_s, self.eval_examples)}[kind]
         return t / (n * self.params)
-
-
-@dataclass
-class PointCost:
-    depth: int
-    width: int
-    params: int
-    loss_runs: int              # at most
-    sharpness_runs: int         # at most
-    steps: int                  # training steps of all runs
-    matvecs_max: int
-    matvecs_typical: int
-    measurements: int = 0       # sharpness measurements (lambda_0 included)
-    cached: bool = False
-    seconds: float | None = None  # estimated (0 when cached)
 
 
 @dataclass
@@ -166,35 +145,12 @@ def _model_name(cfg) -> str:
     return getattr(cfg.model, "arch", None) or getattr(cfg.model, "name", type(cfg.model).__name__)
 
 
-def count_point(cfg, depth: int, width: int) -> PointCost:
-    """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds)."""
-    from . import memory, train, data
-    S, n, T, k = len(cfg.seeds), len(cfg.c_grid), cfg.train.num_steps, cfg.train.sharpness_iters
-    per = evaluations_per_seed(n, cfg.search, cfg.stride)
-    loss_runs = S * (n if cfg.search == "grid" else min(n, 2 * per))
-    sharp = cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width
-    sharp_runs = S * per if sharp else 0
-    measured = int(train.sharpness_steps(cfg.train.replace(measure_sharpness=True)).sum())
-    measurements = S + sharp_runs * measured
-    typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
-    P = memory.model_shapes(cfg.model.at(depth, width), data.example_shape(cfg.dataset))[0]
-    return PointCost(depth, width, P, loss_runs, sharp_runs, (loss_runs + sharp_runs) * T,
-                     matvecs_max=S * 2 * k + sharp_runs * measured * k,
-                     matvecs_typical=S * 2 * k + sharp_runs * measured * typical,
-                     measurements=measurements)
-
-
 def calibrate(cfg, depth: int | None = None, width: int | None = None) -> Calibration:
     """Time a training step, a loss evaluation and a Hessian-vector product at (depth, width)
     (default: the sweep's smallest) on the default device, on random inputs (see module doc)."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from . import data, hessian, losses, models
     t0 = time.perf_counter()
     depth = min(cfg.depths) if depth is None else depth
     width = min(cfg.widths) if width is None else width
-    from . import memory
     spec = cfg.model.at(depth, width)
     model = models.build(spec)
     shape = data.example_shape(cfg.dataset)
@@ -248,7 +204,7 @@ def point_seconds(cfg, p: PointCost, cal: Calibration) -> float:
     M = cfg.n_measure
     runs = p.loss_runs + p.sharpness_runs
     T = cfg.train.num_steps
-    work = (p.steps * B * cal.per("step") + runs * (T + 1) * M * cal.per("eval")
+    work = (p.steps * B * cal.per("step") + (runs * (T + 1) + p.extra_evals) * M * cal.per("eval")
             + p.matvecs_typical * M * cal.per("hvp") + p.measurements * M * cal.per("linearize")) * p.params
     return work + COMPILES_PER_POINT * cal.compile_s
 
@@ -258,7 +214,6 @@ def phase_sweep_cost(cfg, label: str = "sweep", calibration: Calibration | bool 
     """The cost of ``sweep.phase_sweep(cfg)`` (module doc). ``calibration``: True to calibrate now,
     a Calibration to reuse, None/False for counts only. ``cached``: look the points up in the
     results cache (a cached point costs nothing)."""
-    from . import cache, sweep
     out = SweepCost(label, "phase sweep", cfg.dataset, _model_name(cfg), cfg.search, len(cfg.c_grid), len(cfg.seeds))
     lookup = cache.cached(sweep.critical_point, name="sweep.critical_point").lookup if cached else None
     for d in cfg.depths:
@@ -284,7 +239,6 @@ def saturation_cost(scfg, label: str = "saturation", calibration: Calibration | 
     """The cost of ``saturation.saturation_sweep(scfg)``: per (depth, width), every group of its
     plan runs S x (the largest group) runs to the group's last measurement step and measures the
     sharpness at each of its steps (``saturation`` module doc); lambda_0 as in a phase sweep."""
-    from . import cache, data, memory, saturation
     cfg = scfg.sweep
     S, k = len(cfg.seeds), cfg.train.sharpness_iters
     groups = saturation.plan(scfg)
@@ -297,8 +251,7 @@ def saturation_cost(scfg, label: str = "saturation", calibration: Calibration | 
     lookup = cache.cached(saturation.saturation_point, name="saturation.saturation_point").lookup if cached else None
     for d in cfg.depths:
         for w in cfg.widths:
-            P = memory.model_shapes(cfg.model.at(d, w), data.example_shape(cfg.dataset))[0]
-            p = PointCost(d, w, P, loss_runs=0, sharpness_runs=runs, steps=steps,
+            p = PointCost(d, w, parameters(cfg, d, w), loss_runs=0, sharpness_runs=runs, steps=steps,
                           matvecs_max=S * 2 * k + meas * k, matvecs_typical=S * 2 * k + meas * typical,
                           measurements=S + meas)
             one = dataclasses.replace(scfg, sweep=cfg.replace(depths=(d,), widths=(w,)))
@@ -307,98 +260,195 @@ def saturation_cost(scfg, label: str = "saturation", calibration: Calibration | 
     return _timed(out, cfg, calibration)
 
 
+def connectivity_cost(ccfg, label: str = "connectivity", calibration: Calibration | bool | None = True,
+                      cached: bool = True) -> "Costs":
+    """The cost of ``connectivity.barrier_sweep(ccfg)``: its phase sweep (``phase_sweep_cost``), then
+    per (depth, width) the barrier search: loss-only runs of T1 steps (at most what a loss search
+    evaluates; the search is bounded by the first divergent c), each with its final parameters and
+    ``n_tau`` loss evaluations on the measurement subset along its line, and the point's lambda_0.
+    Both parts share one calibration; cached points cost nothing."""
+    cfg = ccfg.sweep
+    phase = phase_sweep_cost(cfg, f"{label} (its phase sweep)", calibration, cached)
+    cal = phase.calibration if calibration is True else calibration
+    out = SweepCost(f"{label} (barrier search)", "barrier search", cfg.dataset, _model_name(cfg), cfg.search,
+                    len(cfg.c_grid), len(cfg.seeds))
+    lookup = cache.cached(connectivity.barrier_point, name="connectivity.barrier_point").lookup if cached else None
+    S, n, k = len(cfg.seeds), len(cfg.c_grid), cfg.train.sharpness_iters
+    runs = S * evaluations_per_seed(n, cfg.search, cfg.stride)
+    for d in cfg.depths:
+        for w in cfg.widths:
+            p = PointCost(d, w, parameters(cfg, d, w), loss_runs=runs, sharpness_runs=0,
+                          steps=runs * cfg.train.num_steps, matvecs_max=S * 2 * k,
+                          matvecs_typical=S * 2 * k, measurements=S, extra_evals=runs * ccfg.n_tau)
+            one = ccfg.replace(sweep=cfg.replace(depths=(d,), widths=(w,)))
+            p.cached = bool(lookup is not None and lookup(one) is not None)
+            out.points.append(p)
+    if calibration is True and cal is None:  # the phase sweep's points were all cached
+        cal = True  # _timed calibrates if a barrier point is not
+    return Costs([phase, _timed(out, cfg, cal)])
+
+
+# ----------------------------------------------------------------------------- the uv model
+@dataclass
+class UVCalibration:
+    """Seconds of one step of the uv map for one run (the sweeps' vmapped map), on ``device``."""
+    device: str
+    step_s: float
+    compile_s: float
+    runs: int                   # runs per timed call
+    steps: int                  # map steps per run of the timed call
+    wall_s: float
+
+
+@dataclass
+class UVCost:
+    """Map steps (runs x steps) of a uv sweep per width, and their time."""
+    label: str
+    kind: str
+    widths: list
+    run_steps: list             # per width: runs x map steps, at most
+    runs: list                  # per width: runs, at most
+    compiles: int
+    calibration: UVCalibration | None = None
+
+    @property
+    def seconds(self) -> float:
+        cal = self.calibration
+        return 0.0 if cal is None else sum(self.run_steps) * cal.step_s + self.compiles * cal.compile_s
+
+    def __str__(self) -> str:
+        lines = [f"{self.label}: uv {self.kind}, {len(self.widths)} points (widths {', '.join(map(str, self.widths))})",
+                 f"  runs (at most): {sum(self.runs)}, {sum(self.run_steps)} steps of the uv map"]
+        cal = self.calibration
+        if cal is not None:
+            lines.append(f"  time on {cal.device}: about {fmt_seconds(self.seconds)} (a map step of one run "
+                         f"{cal.step_s * 1e9:.3g} ns, timed on {cal.runs} runs x {cal.steps} steps; "
+                         f"{self.compiles} compiles of {cal.compile_s:.1f} s)")
+        return "\n".join(lines)
+
+
+def calibrate_uv() -> UVCalibration:
+    """Time the uv sweeps' vmapped map (``uv_phases``'s runs: states x learning rates) on random
+    states, ``UV_CALIBRATION`` in size: the median of REPEATS calls, and its compile."""
+    t0 = time.perf_counter()
+    S, X, T = UV_CALIBRATION
+    key = jax.random.PRNGKey(0)
+    df0 = 0.1 * jax.random.normal(key, (S,))
+    lam0 = 1.0 + jax.random.uniform(jax.random.fold_in(key, 1), (S,))
+    lr = jnp.broadcast_to(jnp.linspace(0.5, 3.0, X)[None, :], (S, X)) / lam0[:, None]
+    runs = jax.vmap(jax.vmap(uv.fn_map, in_axes=(None, None, None, None, 0, None, None)),
+                    in_axes=(0, 0, None, None, 0, None, None))  # as the sweeps: [S] states x [S, X] rates
+    fn = jax.jit(lambda a, b, c: runs(a, b, 0.0, 1.0, c, T, 1e5))
+    t = time.perf_counter()
+    jax.block_until_ready(fn(df0, lam0, lr))
+    compile_s = time.perf_counter() - t
+    times = []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(df0, lam0, lr))
+        times.append(time.perf_counter() - t)
+    dev = jax.devices()[0]
+    return UVCalibration(f"{dev.platform} ({dev.device_kind})", float(np.median(times)) / (S * X * T),
+                         compile_s, S * X, T, time.perf_counter() - t0)
+
+
+def _uv_kind(cfg) -> str | None:
+    """Which uv sweep a configuration of ``uv_phases`` sets up (by its fields), None if none."""
+    if type(cfg).__module__ != uv_phases.__name__ or not dataclasses.is_dataclass(cfg):
+        return None
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for kind, field_ in (("early phase diagram", "refine"), ("catapult sweep", "ks"),
+                         ("bifurcation diagram", "n_lr"), ("saturation sweep", "window")):
+        if field_ in names:
+            return kind
+    return None
+
+
+def uv_cost(cfg, label: str = "uv", calibration: UVCalibration | bool | None = True) -> UVCost:
+    """The cost of a uv sweep of ``uv_phases`` (module doc): per width, its runs and map steps
+    (upper bounds), timed by ``calibration`` (True: ``calibrate_uv()`` now)."""
+    kind = _uv_kind(cfg)
+    check(kind is not None, "cfg", "the configuration of a uv_phases sweep", type(cfg).__name__)
+    if kind == "bifurcation diagram":  # one point: n_lr runs from one state
+        widths, runs, steps, compiles = ["-"], [cfg.n_lr], [cfg.n_lr * cfg.steps], 1
+    else:
+        widths = list(cfg.widths)
+        S = cfg.n_init
+        if kind == "catapult sweep":
+            per, compiles = S * len(cfg.ks), 1
+            steps = [per * cfg.steps] * len(widths)
+            runs = [per] * len(widths)
+        else:
+            X = len(uv_phases.x_grid(cfg.x_min, cfg.x_max, cfg.x_step))
+            if kind == "early phase diagram":  # c and k scalings on the grid; 7 constants bisected
+                grid, bisected = 2 * S * X, 7 * S * cfg.refine
+                runs = [grid + bisected] * len(widths)
+                compiles = 1 + (7 if cfg.refine else 0)
+            else:
+                runs, compiles = [S * X] * len(widths), 1
+            steps = [r * cfg.steps for r in runs]
+    out = UVCost(label, kind, widths, steps, runs, compiles)
+    if calibration is True:
+        calibration = calibrate_uv()
+    out.calibration = calibration or None
+    return out
+
+
+# ----------------------------------------------------------------------------- a chapter's sweeps
+class Costs(list):
+    """Several costs that make one sweep (a connectivity sweep: its phase sweep and its barrier
+    search): ``seconds`` adds them up, ``str`` prints each."""
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.seconds for c in self)
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self))
+
+
+def estimable(v) -> bool:
+    """Whether ``cost_of`` estimates this configuration."""
+    return isinstance(v, (sweep.SweepConfig, saturation.SaturationConfig, connectivity.ConnectivityConfig)) \
+        or _uv_kind(v) is not None
+
+
 def sweep_configs(namespace: dict) -> dict[str, object]:
-    """The SweepConfig and SaturationConfig values of a namespace (a chapter's globals), by name,
-    also inside lists, tuples and dicts one level down."""
-    from .saturation import SaturationConfig
-    from .sweep import SweepConfig
-    kinds = (SweepConfig, SaturationConfig)
+    """The configurations ``cost_of`` estimates in a namespace (a chapter's globals), by name, also
+    inside lists, tuples and dicts one level down. A SweepConfig that is the ``sweep`` of a
+    ConnectivityConfig found there is left out (its cost is in the connectivity's)."""
     found = {}
     for name, v in namespace.items():
         if name.startswith("_"):
             continue
-        if isinstance(v, kinds):
+        if estimable(v):
             found[name] = v
         elif isinstance(v, (list, tuple)):
-            found.update({f"{name}[{i}]": x for i, x in enumerate(v) if isinstance(x, kinds)})
+            found.update({f"{name}[{i}]": x for i, x in enumerate(v) if estimable(x)})
         elif isinstance(v, dict):
-            found.update({f"{name}[{k!r}]": x for k, x in v.items() if isinstance(x, kinds)})
-    return found
+            found.update({f"{name}[{k!r}]": x for k, x in v.items() if estimable(x)})
+    inner = [v.sweep for v in found.values() if isinstance(v, connectivity.ConnectivityConfig)]
+    return {k: v for k, v in found.items() if not (isinstance(v, sweep.SweepConfig) and any(v == s for s in inner))}
 
 
-def cost_of(cfg, label: str, calibration: Calibration | bool | None = True) -> SweepCost:
-    """``phase_sweep_cost`` of a SweepConfig, ``saturation_cost`` of a SaturationConfig."""
-    from .saturation import SaturationConfig
-    if isinstance(cfg, SaturationConfig):
+def cost_of(cfg, label: str, calibration: Calibration | bool | None = True):
+    """The cost of one configuration ``sweep_configs`` found: ``phase_sweep_cost`` of a
+    SweepConfig, ``saturation_cost`` of a SaturationConfig, ``connectivity_cost`` of a
+    ConnectivityConfig, ``uv_cost`` of a uv sweep's configuration (its own calibration). Each has
+    ``seconds`` and prints itself."""
+    if isinstance(cfg, saturation.SaturationConfig):
         return saturation_cost(cfg, label, calibration)
+    if isinstance(cfg, connectivity.ConnectivityConfig):
+        return connectivity_cost(cfg, label, calibration)
+    if _uv_kind(cfg) is not None:
+        return uv_cost(cfg, label, True if calibration is True else None)
     return phase_sweep_cost(cfg, label, calibration)
 
 
 def other_configs(namespace: dict) -> list[str]:
-    """Names of the other configuration dataclasses (``*Config``, not SweepConfig, SaturationConfig,
-    ModelConfig or TrainConfig) of a namespace: sweeps this module does not estimate."""
-    skip = {"SweepConfig", "SaturationConfig", "ModelConfig", "TrainConfig"}
+    """Names of the other configuration dataclasses (``*Config``, not ModelConfig or TrainConfig)
+    of a namespace that ``cost_of`` does not estimate."""
+    skip = {"ModelConfig", "TrainConfig"}
     return [f"{n} ({type(v).__name__})" for n, v in namespace.items()
             if not n.startswith("_") and dataclasses.is_dataclass(v) and not isinstance(v, type)
-            and type(v).__name__.endswith("Config") and type(v).__name__ not in skip]
-
-
-# ----------------------------------------------------------------------------- progress
-# relative costs per (example x parameter), for weighting points against each other only (the
-# ETA below calibrates itself on the points done): a loss evaluation ~ 1/3 of a training step,
-# a linearization ~ a step, a Hessian-vector product ~ 2 steps (forward over reverse)
-_WEIGHTS = {"step": 1.0, "eval": 1 / 3, "linearize": 1.0, "hvp": 2.0}
-
-
-def point_work(arg) -> float | None:
-    """Relative work of one point of a sweep, from its argument as ``cluster.run_points`` gets it
-    (a one-point SweepConfig of a phase sweep, a one-point SaturationConfig, or a trajectories
-    dict {"cfg", "c"}); None for anything else. No calibration: only ratios between points count."""
-    from . import train
-    from .saturation import SaturationConfig
-    from .sweep import SweepConfig
-    try:
-        if isinstance(arg, dict) and isinstance(arg.get("cfg"), SweepConfig):  # trajectories
-            cfg = arg["cfg"]
-            p = count_point(cfg, cfg.depths[0], cfg.widths[0])
-            runs = len(cfg.seeds) * len(arg.get("c", ()))
-            measured = int(train.sharpness_steps(cfg.train).sum())
-            p = PointCost(p.depth, p.width, p.params, runs, 0, runs * cfg.train.num_steps, 0,
-                          runs * measured * TYPICAL_MATVECS if cfg.train.measure_sharpness else 0,
-                          runs * measured if cfg.train.measure_sharpness else 0)
-        elif isinstance(arg, SweepConfig) and len(arg.depths) == len(arg.widths) == 1:
-            cfg, p = arg, count_point(arg, arg.depths[0], arg.widths[0])
-        elif isinstance(arg, SaturationConfig):
-            cfg, p = arg.sweep, saturation_cost(arg, calibration=None, cached=False).points[0]
-        else:
-            return None
-    except Exception:  # noqa: BLE001  (a weight is a nicety: never fail a sweep for it)
-        return None
-    B = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
-    M = cfg.n_measure
-    runs = p.loss_runs + p.sharpness_runs
-    return p.params * (p.steps * B * _WEIGHTS["step"] + runs * (cfg.train.num_steps + 1) * M * _WEIGHTS["eval"]
-                       + p.measurements * M * _WEIGHTS["linearize"] + p.matvecs_typical * M * _WEIGHTS["hvp"])
-
-
-class Eta:
-    """ETA of a list of points of unequal size: elapsed x (work left / work done), the work of a
-    point by ``point_work`` (None for all when any point's is unknown: then no ETA)."""
-
-    def __init__(self, args: list, todo: list[bool]):
-        works = [point_work(a) for a in args]
-        self.works = works if all(w is not None and w > 0 for w in works) else None
-        self.todo = list(todo)
-        self.t0 = time.perf_counter()
-        self.done = 0.0
-
-    def finished(self, i: int) -> None:
-        if self.works is not None:
-            self.done += self.works[i]
-        self.todo[i] = False
-
-    def text(self) -> str:
-        if self.works is None or self.done <= 0:
-            return ""
-        left = sum(w for w, t in zip(self.works, self.todo) if t)
-        return f"ETA {fmt_seconds((time.perf_counter() - self.t0) * left / self.done)} (by point size)"
+            and type(v).__name__.endswith("Config") and type(v).__name__ not in skip and not estimable(v)]

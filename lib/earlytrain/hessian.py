@@ -9,11 +9,12 @@ products actually spent and whether the bound met the requested ``tol``.
 
 * ``lanczos`` (full re-orthogonalisation) returns the largest *algebraic* Ritz value and stops
   at the first step whose error bound (below) is <= tol * |value|; ``order`` is a cap.
-* ``power_iteration`` is what the paper's code does (20 iterations from PRNGKey(24)). It finds
-  the eigenvalue of largest *magnitude*, converges like (lambda_2 / lambda_1)^k and stops when
+* ``power_iteration`` is the estimator of the authors' code (20 iterations from PRNGKey(24)):
+  the eigenvalue of largest *magnitude*, converging like (lambda_2 / lambda_1)^k; it stops when
   its residual bound is <= tol * |value|; ``num_iters`` is a cap.
 * ``linearized_hvp`` computes the primal (forward and backward pass) once per measurement and
-  then only tangents: every product of one estimate shares it.
+  then only tangents; ``chunked_hvp`` sums the product over chunks of examples, so that only one
+  chunk's activations are live at a time (memory; ``hvp_chunk``).
 * ``dense_hessian`` is the exact reference for tests on tiny networks (float64).
 
 **The error bounds.** Let theta_1 >= theta_2 be the top two Ritz values of the Lanczos matrix T_k,
@@ -22,41 +23,37 @@ T_k's eigenvector times the next Lanczos coefficient: free, no extra product). R
 exceed lambda_1 (interlacing), so the error lambda_1 - theta_1 is >= 0, and
 
 1. *residual bound* (Krylov-Weinstein / Bauer-Fike): some eigenvalue of H lies within r of
-   theta_1; it is lambda_1 whenever theta_1 approximates the top eigenvalue (see the caveat), so
+   theta_1; it is lambda_1 whenever theta_1 approximates the top eigenvalue (see the caveats), so
    lambda_1 - theta_1 <= r. Rigorous, but pessimistic: the error is really O(r^2).
-2. *gap bound* (Kato-Temple), used once k >= 3: if lambda_2 <= a < theta_1 then
-   lambda_1 - theta_1 <= r^2 / (theta_1 - a). ``a`` = theta_2 + r_2 (the second Ritz value plus
-   its own residual, a gap *estimate*: some eigenvalue lies within r_2 of theta_2, and this
-   bound is rigorous when that eigenvalue is lambda_2). At k = 2 the second Ritz vector is just
-   the residual direction of the start vector, a mixture of the whole spectrum whose Rayleigh
-   quotient says little about lambda_2: on the book's warm-started trajectories the gap bound
-   at k = 2 claimed 1e-3 where the error was 3e-3, so it waits for k = 3 (``GAP_MIN_K``).
+2. *gap bound* (Kato-Temple), used once k >= ``GAP_MIN_K``: if lambda_2 <= a < theta_1 then
+   lambda_1 - theta_1 <= r^2 / (theta_1 - a), with ``a`` = theta_2 + r_2 (the second Ritz value
+   plus its own residual). That is a gap *estimate*: rigorous only when the eigenvalue within r_2
+   of theta_2 is lambda_2. At k = 2 the second Ritz vector is just the start vector's residual
+   direction, which says little about lambda_2, hence k >= 3.
 
-``gap_bound=False`` keeps to bound 1, and the library's training code does so by default
-(``TrainConfig.sharpness_gap_bound``): the gap estimate failed on the book's own runs, where a
-lagging theta_2 made it claim what was not so: lambda_0 of a zero-initialised last layer
-(a Hessian with 10-fold near-degenerate eigenvalues) stopped 0.5 % low at a claimed 1e-4, and
-cross-entropy sharpness measurements were up to 7 % off at a claimed 1e-3 (median 1.3e-3).
-The bound reported (``Eig.bound``, relative to |theta_1|) is min(1, 2), never below the rounding
-floor of the computation (a multiple of the working precision's epsilon times |T|), so a
-tolerance the arithmetic cannot certify is never reported as met. Power iteration has only the
-residual bound. Caveats shared by every method that only sees products: an eigenvalue whose
-eigenvector is orthogonal to the Krylov space cannot be seen (a random start makes that an event
-of probability zero; a warm start keeps it so while the top eigenvector moves continuously,
-tested through a crossing of the top two eigenvalues, but not after a jump: a catapult step can
-turn the previous top eigenvector into another eigenvalue's, which the first product would then
-certify, so ``train.warm_start`` mixes a fixed random vector into every warm start); and when the top two eigenvalues are
-nearly equal (a relative gap below ~sqrt(tol)) the top Ritz value can settle on the pair before
-the Krylov space resolves it, so theta_2 + r_2 underestimates lambda_2 and the gap bound is too
-small (tests/test_hessian.py shows it on a spectrum with lambda_2 = 0.99 lambda_1). Bound 1 still
-holds there for *an* eigenvalue; tol = 0 with a fixed ``order`` is the fully conservative choice.
+``gap_bound=False`` (the default, and ``TrainConfig.sharpness_gap_bound``'s) keeps to bound 1: a
+lagging theta_2 makes the gap estimate claim accuracy that is not there, which happened on the
+book's own runs (near-degenerate top eigenvalues; figures in bench/README.md). The bound reported
+(``Eig.bound``, relative to |theta_1|) is min(1, 2), never below the rounding floor of the
+computation (FLOOR x the working precision's epsilon x |T|), so a tolerance the arithmetic cannot
+certify is never reported as met. Power iteration has only the residual bound.
+
+Caveats shared by every method that only sees products: an eigenvalue whose eigenvector is
+orthogonal to the Krylov space cannot be seen. A random start makes that an event of probability
+zero; a warm start keeps it so while the top eigenvector moves continuously (tested through a
+crossing of the top two eigenvalues), but not after a jump, which is why ``train.warm_start``
+mixes a fixed random vector into every warm start. When the top two eigenvalues are nearly equal
+(a relative gap below ~sqrt(tol)) the top Ritz value can settle on the pair before the Krylov
+space resolves it, and the gap bound is then too small (tests/test_hessian.py shows it with
+lambda_2 = 0.99 lambda_1); bound 1 still holds for *an* eigenvalue. tol = 0 with a fixed
+``order`` is the fully conservative choice.
 
 **Precision.** The k x k tridiagonal eigenproblem is solved in float64 when x64 is enabled, and
 is otherwise *guarded*: T is divided by its scale |T| (the largest |alpha|, |beta| so far)
-before ``eigh``, so the result is independent of the scale of H (``top_eigenvalue(s * A)`` =
-``s * top_eigenvalue(A)`` for s from 1e-8 to 1e8, tested), and the rounding floor above is
-added to the bound. A breakdown (beta ~ 0: the Krylov space is invariant) is detected relative
-to that same scale, stops the iteration, and leaves an exact (to rounding) Ritz value.
+before ``eigh``, so the result is independent of the scale of H (tested from 1e-8 to 1e8), and
+the rounding floor above is added to the bound. A breakdown (beta ~ 0: the Krylov space is
+invariant) is detected relative to that same scale, stops the iteration, and leaves an exact (to
+rounding) Ritz value.
 """
 from __future__ import annotations
 
@@ -106,7 +103,33 @@ def linearized_hvp(f_flat: Callable, p: jax.Array) -> Callable[[jax.Array], jax.
     return jax.linearize(jax.grad(f_flat), p)[1]
 
 
-def _normalize(v: jax.Array, fallback: jax.Array) -> jax.Array:
+def chunked_hvp(loss_on: Callable, p: jax.Array, data, chunk: int) -> Callable[[jax.Array], jax.Array]:
+    """v -> H(p) v of the mean loss over M examples, summed over chunks of ``chunk`` examples, so
+    that only one chunk's activations are live at a time (the memory a product needs follows
+    ``chunk``, not M).
+
+    loss_on(p [n], data_c) -> the mean loss over the examples of ``data_c``; data: a pytree of
+    arrays with a leading axis of M examples; chunk: a divisor of M. Then the mean over all M is
+    the mean of the M / chunk chunk means, so H v = (chunk / M) sum_c H_c v: the same product up
+    to the order of the sums. Each product re-runs each chunk's primal (forward-over-reverse per
+    chunk, a ``lax.scan`` over the chunks): more work than ``linearized_hvp``, which keeps the
+    intermediates of all M examples. With chunk = M it is ``hvp`` on the whole data."""
+    M = jax.tree.leaves(data)[0].shape[0]
+    check(isinstance(chunk, int) and 1 <= chunk <= M and M % chunk == 0, "hvp_chunk",
+          f"a divisor of the {M} examples of the measurement", chunk)
+    n_chunks = M // chunk
+    parts = jax.tree.map(lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), data)
+
+    def matvec(v):
+        def add(acc, part):
+            grad = jax.grad(lambda q: loss_on(q, part))
+            return acc + jax.jvp(grad, (p,), (v,))[1], None
+        total, _ = jax.lax.scan(add, jnp.zeros_like(v), parts)
+        return total / n_chunks
+    return matvec
+
+
+def normalize(v: jax.Array, fallback: jax.Array) -> jax.Array:
     """v / |v|, or ``fallback`` (a unit vector) when |v| = 0: a zero Hessian (e.g. every ReLU
     dead) must give a finite estimate, not a NaN vector that would warm-start later ones."""
     norm = jnp.linalg.norm(v)
@@ -143,7 +166,7 @@ def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: f
     """
     _check_args(num_iters, tol)
     dtype = v0.dtype
-    v0 = _normalize(v0, start_vector(v0.shape[0], dtype))
+    v0 = normalize(v0, start_vector(v0.shape[0], dtype))
     floor = FLOOR * jnp.finfo(dtype).eps
 
     def cond(s):
@@ -156,7 +179,7 @@ def power_iteration(matvec: Callable, v0: jax.Array, num_iters: int = 20, tol: f
         r = jnp.linalg.norm(w - value * v)
         err = jnp.where(r == 0, 0.0, jnp.maximum(r, floor * jnp.linalg.norm(w)))
         bound = _relative(err, value)
-        return i + 1, _normalize(w, v), v, value, _relative(r, value), bound, bound <= tol
+        return i + 1, normalize(w, v), v, value, _relative(r, value), bound, bound <= tol
 
     zero, inf = jnp.zeros((), dtype), jnp.asarray(jnp.inf, dtype)
     i, _, vec, value, resid, bound, done = jax.lax.while_loop(
@@ -223,18 +246,22 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
     n, dtype = v0.shape[0], v0.dtype
     m = order
     eps = jnp.finfo(dtype).eps
-    v0 = _normalize(v0, start_vector(n, dtype))
+    v0 = normalize(v0, start_vector(n, dtype))
     m_pad = -(-m // REORTH_BLOCK) * REORTH_BLOCK  # rows past m stay zero
     basis = jnp.zeros((m_pad, n), dtype).at[0].set(v0)
     zeros = jnp.zeros(m, dtype)
 
     def project_out(basis, w, live):
-        """w minus its components along the first ``live`` rows, a block of rows at a time:
-        the cost follows the Krylov dimension reached, not the cap (rows past it are zero)."""
-        def block(i, w):
+        """(w minus its components along the first ``live`` rows, basis): a block of rows at a
+        time, so the cost follows the Krylov dimension reached, not the cap (rows past it are
+        zero). The basis is carried through the loop and returned, not closed over: a loop that
+        closes over it gets its own copy of the [cap, n] buffer, at every call (the outer loop
+        then updates it), which cost more than a product at the book's sizes (bench/README.md)."""
+        def block(i, wb):
+            w, basis = wb
             V = jax.lax.dynamic_slice_in_dim(basis, i * REORTH_BLOCK, REORTH_BLOCK, axis=0)
-            return w - (V @ w) @ V  # not V.T @ (V @ w): XLA would materialise the transpose
-        return jax.lax.fori_loop(0, (live + REORTH_BLOCK - 1) // REORTH_BLOCK, block, w)
+            return w - (V @ w) @ V, basis  # not V.T @ (V @ w): XLA would materialise the transpose
+        return jax.lax.fori_loop(0, (live + REORTH_BLOCK - 1) // REORTH_BLOCK, block, (w, basis))
 
     def cond(s):
         return (s["k"] < m) & ~s["done"] & active
@@ -247,7 +274,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         beta_prev = jnp.where(j > 0, s["betas"][jnp.maximum(j - 1, 0)], 0.0)
         w = w - alpha * v - beta_prev * basis[jnp.maximum(j - 1, 0)]
         for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan / Parlett)
-            w = project_out(basis, w, j + 1)
+            w, basis = project_out(basis, w, j + 1)
         beta = jnp.linalg.norm(w)
         scale = jnp.maximum(s["scale"], jnp.maximum(jnp.abs(alpha), beta))
         broke = beta <= BREAKDOWN * eps * scale
@@ -265,7 +292,7 @@ def lanczos(matvec: Callable, v0: jax.Array, order: int = 20, tol: float = 1e-2,
         k=jnp.int32(0), basis=basis, alphas=zeros, betas=zeros, scale=jnp.zeros((), dtype),
         done=jnp.asarray(False), value=jnp.zeros((), dtype), resid=inf, bound=inf))
     _, S = _tridiag_eig(s["alphas"], s["betas"], s["k"], s["scale"])
-    vector = _normalize(S[:, -1] @ s["basis"][:m], v0)
+    vector = normalize(jnp.pad(S[:, -1], (0, m_pad - m)) @ s["basis"], v0)  # no [:m] copy of the basis
     return Eig(s["value"], vector, s["resid"], s["k"], s["bound"] <= tol, s["bound"])
 
 

@@ -5,12 +5,13 @@ The estimate (bytes of the float dtype, x4 for float32) is the sum of
   * data:        the SGD pool, n_train x input size (held on the device for the whole point);
   * parameters:  S initialisations of P parameters;
   * lambda_0:    S vmapped measurements, each with a Lanczos basis of 2 x sharpness_iters vectors
-                 of size P plus a few work vectors, and the activations of n_measure examples;
+                 of size P plus a few work vectors, and the activations of the examples of one
+                 Hessian-vector product (n_measure, or hvp_chunk of them);
   * runs:        the runs evaluated at once (1 with the sequential "map" batching of the CPU;
                  S x c_chunk, or the whole c grid for the loss runs of search="grid", with "vmap"),
                  each with params, gradient, updated params and the warm-start vector, a Lanczos
                  basis of sharpness_iters vectors and the activations of batch_size + n_measure
-                 examples (x4: forward, backward, forward-over-reverse for Hessian products).
+                 (or hvp_chunk) examples (x4: forward, backward, forward-over-reverse for Hessian products).
 
 P and the activations are read from the model itself, whatever it is (the book's FCN or CNNs, or
 a network of one's own), without allocating anything: P from ``jax.eval_shape`` of its init, the
@@ -37,7 +38,9 @@ Per-batch sizes. With ``c_chunk=None`` in a SweepConfig, the runs vmapped togeth
 sharpness follow the device's memory: ``auto_c_chunk`` picks the largest chunk (up to the c grid)
 whose point fits in ``FILL`` of the limit, so a paper-preset point on a large GPU runs in large
 batches instead of 8 at a time. With the sequential "map" batching of the CPU a chunk costs no
-memory and the default of 8 is kept.
+memory and the default of 8 is kept. With ``TrainConfig.hvp_chunk=None`` the examples of one
+Hessian-vector product likewise follow the memory (``auto_hvp_chunk``, resolved first): all of
+n_measure when they fit, else the largest divisor of it that fits.
 """
 from __future__ import annotations
 
@@ -47,6 +50,11 @@ import os
 
 import jax
 import jax.numpy as jnp
+
+try:
+    import psutil  # optional: without it the CPU's limit is unknown
+except ImportError:  # pragma: no cover
+    psutil = None
 
 from . import data, models, search, train
 from .errors import ConfigError, check
@@ -79,11 +87,7 @@ def limit_bytes() -> float:
     dev = jax.devices()[0]
     if dev.platform != "cpu":
         return device_limit(dev.memory_stats())
-    try:
-        import psutil  # optional: without it the CPU limit is unknown
-        return float(psutil.virtual_memory().available)
-    except ImportError:
-        return math.inf
+    return math.inf if psutil is None else float(psutil.virtual_memory().available)
 
 
 def _jaxpr_floats(jaxpr) -> int:
@@ -124,10 +128,13 @@ def check_output(cfg, depth: int, width: int) -> None:
           "values per example; a ModelConfig sets them with n_out)", f"[B, {', '.join(map(str, out))}]")
 
 
-def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None) -> dict[str, float]:
+def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None,
+                hvp_chunk: int | None = None) -> dict[str, float]:
     """Estimated bytes of each term of the peak memory of the point (depth, width) of ``cfg``
-    (a SweepConfig): {"data", "parameters", "lambda_0", "runs"}. ``c_chunk`` overrides the
-    config's (None there: ``auto_c_chunk``)."""
+    (a SweepConfig): {"data", "parameters", "lambda_0", "runs"}. ``c_chunk`` and ``hvp_chunk``
+    override the config's (None there: ``auto_c_chunk``, ``auto_hvp_chunk``; the smallest, 1,
+    when neither says). A Hessian-vector product holds the activations of ``hvp_chunk`` of the
+    n_measure examples at a time (all of them without chunking)."""
     shape = data.example_shape(cfg.dataset)
     item = jnp.dtype(jnp.result_type(float)).itemsize
     P, act1, out = model_shapes(cfg.model.at(depth, width), shape)
@@ -135,6 +142,7 @@ def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None) -> dict
     act = 4 * act1  # per example: forward + backward + forward-over-reverse for HVPs
     B = cfg.n_train if cfg.train.optimizer == "gd" else cfg.train.batch_size
     M = cfg.n_measure
+    h = min(M, hvp_chunk or cfg.train.hvp_chunk or 1)
     chunk = c_chunk or cfg.c_chunk or 1
     if train.default_batching() == "map":
         at_once = 1
@@ -144,8 +152,9 @@ def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None) -> dict
     assert cfg.search in search.STRATEGIES
     return {"data": item * cfg.n_train * (math.prod(shape) + math.prod(out)),
             "parameters": item * S * P,
-            "lambda_0": item * S * ((2 * k + 4) * P + M * act),
-            "runs": item * at_once * ((k + 4) * P + (B + M) * act)}
+            "lambda_0": item * S * ((2 * k + 4) * P + h * act),
+            # a step's batch, the forward pass of the loss measurement, a product's chunk
+            "runs": item * at_once * ((k + 4) * P + B * act + M * act1 + h * act)}
 
 
 def _need(parts: dict) -> float:
@@ -154,8 +163,9 @@ def _need(parts: dict) -> float:
 
 def auto_c_chunk(cfg, depth: int, width: int, have: float | None = None) -> int:
     """Runs per vmapped batch for ``c_chunk=None``: the largest (up to the c grid) whose point
-    needs at most ``FILL`` x ``have`` (default ``limit_bytes()``); 1 if even one run does not fit
-    (``check_point`` then reports it); ``AUTO_CHUNK_CPU`` under the sequential "map" batching."""
+    needs at most ``FILL`` x ``have`` (default ``limit_bytes()``) with the config's ``hvp_chunk``
+    (resolve that first: ``auto_hvp_chunk``); 1 if even one run does not fit (``check_point``
+    then reports it); ``AUTO_CHUNK_CPU`` under the sequential "map" batching."""
     if train.default_batching() == "map":
         return AUTO_CHUNK_CPU
     have = limit_bytes() if have is None else have
@@ -169,17 +179,34 @@ def auto_c_chunk(cfg, depth: int, width: int, have: float | None = None) -> int:
     return lo
 
 
+def auto_hvp_chunk(cfg, depth: int, width: int, have: float | None = None) -> int:
+    """Examples per Hessian-vector-product chunk for ``TrainConfig.hvp_chunk=None`` in a sweep:
+    n_measure (no chunking: one linearization shared by a measurement's products, the fastest)
+    if the point fits in ``FILL`` x ``have`` (default ``limit_bytes()``) that way, else the
+    largest divisor of n_measure that fits (each product then re-runs the chunks' passes), with
+    the config's ``c_chunk`` runs at once (1 when it is None: the runs per batch are sized after
+    this, ``auto_c_chunk``); 1 if nothing fits (``check_point`` then reports it). The shapes come
+    from ``model_shapes`` (``jax.eval_shape``: nothing is allocated)."""
+    have = limit_bytes() if have is None else have
+    M = cfg.n_measure
+    for h in sorted((d for d in range(1, M + 1) if M % d == 0), reverse=True):
+        if _need(point_bytes(cfg, depth, width, cfg.c_chunk or 1, h)) <= FILL * have:
+            return h
+    return 1
+
+
 # the parameters that shrink each term, named in the error
 _LOWER = {"data": "n_train", "parameters": "widths / depths, seeds",
-          "lambda_0": "widths / depths, sharpness_iters, seeds, n_measure",
-          "runs": "widths / depths, sharpness_iters, c_chunk, batch_size, n_measure"}
+          "lambda_0": "widths / depths, sharpness_iters, seeds, hvp_chunk",
+          "runs": "widths / depths, sharpness_iters, c_chunk, batch_size, hvp_chunk"}
 
 
 def check_point(cfg, depth: int, width: int) -> None:
     """ConfigError if the model's output does not match the data's targets, or if the point
     (depth, width) of ``cfg`` needs more memory than ``limit_bytes()``."""
     check_output(cfg, depth, width)
-    parts = point_bytes(cfg, depth, width, 1 if cfg.c_chunk is None else None)
+    parts = point_bytes(cfg, depth, width, 1 if cfg.c_chunk is None else None,
+                        1 if cfg.train.hvp_chunk is None else None)
     need = _need(parts)
     have = limit_bytes()
     if need > have:

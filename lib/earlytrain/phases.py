@@ -1,4 +1,4 @@
-"""Critical constants and phases of early training (SPEC 4.1, Definition 1).
+"""Critical constants and phases of early training (Kalra & Barkeshli 2023, Definition 1).
 
 With L~_t(c) = L_t / L_0 and lambda~_t(c) = lambda_t / lambda_0, measured over 1 <= t <= T1:
 
@@ -6,12 +6,13 @@ With L~_t(c) = L_t / L_0 and lambda~_t(c) = lambda_t / lambda_0, measured over 1
   c_sharp = min{c : max_t rd(lambda~_t(c)) > 1 + eps}  the sharpness rises at some step
   c_max   = max{c : L_t(c) < K for all t}            the last c before the first divergence
 
-rd rounds to ``decimals`` places (2 in the paper, App. C; None compares unrounded, as the demo).
-A diverged run counts as a rise of both (its loss exceeded K). c_max follows the paper's sweep,
+rd rounds to ``decimals`` places (2 in the paper, App. C; None compares unrounded, as the
+authors' demo). A diverged run counts as a rise of both (its loss exceeded K). c_max follows the paper's sweep,
 which stops at the first divergent c: it is the grid point just below the first divergent one.
 
-Phases of a run at c (SPEC 4.1 table): c < c_loss sharpness reduction; c_loss <= c < c_sharp
-loss catapult; c_sharp <= c <= c_max loss and sharpness catapult; c > c_max divergent.
+Phases of a run at c (the paper's, after Definition 1): c < c_loss sharpness reduction;
+c_loss <= c < c_sharp loss catapult; c_sharp <= c <= c_max loss and sharpness catapult;
+c > c_max divergent.
 """
 from __future__ import annotations
 

@@ -9,6 +9,11 @@ the indicator is monotone in c (False ... False True ... True), two cheaper sear
 * ``"coarse_to_fine"``: every ``stride``-th point, then the points inside the bracket found;
   about n / stride + stride evaluations per seed, in two wide vmapped batches.
 * ``"bisect"``: halve a bracket per round; about log2(n) evaluations per seed, one per round.
+  ``split`` puts the probe at that fraction of the bracket instead of its middle: when an
+  evaluation that comes out True costs much less than one that comes out False (a c_sharp search
+  run is decided, and stops, at its first measurement above the threshold; one that stays False is
+  measured at every step), probing high makes the cheap outcome the likely one
+  (``cost_split``). The answer is the same first True index whenever the indicator is monotone.
 
 ``evaluate(idx)`` takes an int array [S, K] (K grid indices for each of S seeds) and returns a
 bool array [S, K]. Searches return, per seed, the first True index in [0, n], where n means "not
@@ -29,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import check_choice, check_int
+from .errors import check, check_choice, check_int, is_real
 
 STRATEGIES = ("grid", "coarse_to_fine", "bisect")
 Evaluate = Callable[[np.ndarray], np.ndarray]
@@ -40,19 +45,62 @@ class NonMonotoneWarning(UserWarning):
     from the full grid's (strategy "grid")."""
 
 
+# a sweep's c_sharp search run that stays False (measured at every step) costs about this many
+# runs decided True (at their first measurement above the threshold, then stopped): ~0.8 s against
+# ~0.07 s at the book's settings (bench/bench_engine.py part 3's point). sweep.critical_point
+# bisects c_sharp at cost_split(1, UNDECIDED_RUN_COST) when runs stop at their decision.
+UNDECIDED_RUN_COST = 12.0
+
+
+def bisect_evaluations(n: int, split: float = 0.5) -> int:
+    """The most distinct grid indices a bisection at ``split`` evaluates for one seed, over every
+    position of the first True in a grid of n points (the searches themselves, run on the
+    indicator of each position at once), spot check excluded."""
+    check_int(n, "n", minimum=1)
+    t = np.arange(n + 1)
+    probes = []  # [rounds] of [n + 1] indices: O(n log n) memory, not an [n + 1, n] table
+
+    def evaluate(idx):
+        probes.append(idx[:, 0].copy())
+        return idx >= t[:, None]
+    check_split(split)
+    _search(evaluate, n, n + 1, "bisect", 2, np.full(n + 1, -1), np.full(n + 1, n), split)
+    if not probes:
+        return 0
+    ordered = np.sort(np.stack(probes), axis=0)
+    return int((1 + (np.diff(ordered, axis=0) != 0).sum(0)).max())
+
+
+def cost_split(cost_true: float, cost_false: float) -> float:
+    """The fraction f of a bracket at which a bisection should probe, given what an evaluation
+    costs when it comes out True and when False: the f in [1/2, 0.95] (by steps of 0.05) that
+    minimises the expected cost per bit of information, (f c_T + (1 - f) c_F) / H(f), H the binary
+    entropy (a threshold uniform in the bracket is True at the probe with probability f). Equal
+    costs give 1/2 (plain bisection); c_F = 12 c_T gives 0.85."""
+    check(is_real(cost_true) and cost_true > 0, "cost_true", "a positive number", cost_true)
+    check(is_real(cost_false) and cost_false > 0, "cost_false", "a positive number", cost_false)
+    fs = np.round(np.arange(0.5, 0.951, 0.05), 2)
+    entropy = -(fs * np.log2(fs) + (1 - fs) * np.log2(1 - fs))
+    per_bit = (fs * cost_true + (1 - fs) * cost_false) / entropy
+    return float(fs[np.argmin(np.round(per_bit, 12))])
+
+
 def first_true(evaluate: Evaluate, n: int, n_seeds: int, strategy: str = "bisect",
                stride: int = 8, lo=None, hi=None, check: bool = True,
-               name: str = "indicator") -> np.ndarray:
+               name: str = "indicator", split: float = 0.5) -> np.ndarray:
     """First True index per seed, int [S] in [lo + 1, hi].
 
     lo: [S] indices known to be False (default -1, i.e. none); hi: [S] indices known to be True
     (default n, i.e. past the grid). Only indices strictly between them are evaluated, except that
     the spot check (``check``, see the module docstring; not for "grid") may pad its batch with an
-    index evaluated before. ``name`` labels the indicator in the warning.
+    index evaluated before. ``name`` labels the indicator in the warning. ``split`` (bisect only):
+    the fraction of the bracket (lo, hi) at which each round probes, lo + floor(split (hi - lo))
+    kept strictly inside; 1/2 is plain bisection.
     """
     check_choice(strategy, "search", STRATEGIES)
     check_int(n, "n", minimum=1)
     check_int(stride, "stride", minimum=2)
+    check_split(split)
     lo = np.full(n_seeds, -1) if lo is None else np.asarray(lo, int).copy()
     hi = np.full(n_seeds, n) if hi is None else np.asarray(hi, int).copy()
     if strategy == "grid":
@@ -65,13 +113,17 @@ def first_true(evaluate: Evaluate, n: int, n_seeds: int, strategy: str = "bisect
         seen[np.arange(n_seeds)[:, None], idx] = true
         return true
 
-    first = _search(recorded, n, n_seeds, strategy, stride, lo.copy(), hi.copy())
+    first = _search(recorded, n, n_seeds, strategy, stride, lo.copy(), hi.copy(), split)
     if check:
         _spot_check(recorded, seen, first, lo, hi, strategy, name)
     return first
 
 
-def _search(evaluate: Evaluate, n, n_seeds, strategy, stride, lo, hi) -> np.ndarray:
+def check_split(split) -> None:
+    check(is_real(split) and 0 < split < 1, "split", "a fraction of the bracket in (0, 1)", split)
+
+
+def _search(evaluate: Evaluate, n, n_seeds, strategy, stride, lo, hi, split=0.5) -> np.ndarray:
     if strategy == "coarse_to_fine":
         coarse = np.arange(0, n, stride)
         first = _scan(evaluate, lo, hi, coarse)
@@ -82,7 +134,9 @@ def _search(evaluate: Evaluate, n, n_seeds, strategy, stride, lo, hi) -> np.ndar
         fine_lo = np.where(first > prev + 1, prev, first - 1)
         return np.minimum(first, _scan(evaluate, fine_lo, first, fine, per_seed=True))
     while np.any(hi - lo > 1):
-        mid = np.where(hi - lo > 1, (lo + hi) // 2, np.clip(hi, 0, n - 1))
+        width = hi - lo
+        inner = lo + np.clip(np.floor(split * width).astype(int), 1, np.maximum(width - 1, 1))
+        mid = np.where(width > 1, inner, np.clip(hi, 0, n - 1))  # split 1/2: (lo + hi) // 2
         true = np.asarray(evaluate(mid[:, None]))[:, 0]
         active = hi - lo > 1
         hi = np.where(active & true, mid, hi)
@@ -112,10 +166,13 @@ def _spot_check(evaluate: Evaluate, seen, first, lo, hi, strategy, name) -> None
     unseen = np.zeros_like(inside)
     unseen[inside] = seen[np.repeat(rows, 2).reshape(-1, 2)[inside], probes[inside]] < 0
     if unseen.any():
-        # rows without a probe of their own repeat an index they already evaluated (a memoised
-        # evaluator, as the sweep's, does not run it again), else their clipped answer
-        filler = np.where((seen >= 0).any(1), np.argmax(seen >= 0, 1), np.clip(first, 0, n - 1))
-        filler = np.where(unseen[:, 0], probes[:, 0], np.where(unseen[:, 1], probes[:, 1], filler))
+        # an entry without a probe of its own repeats an index its row already evaluated (a
+        # memoised evaluator, as the sweep's, does not run it again; one that runs the whole
+        # column does, so the found point, True, is preferred: a c_sharp search run decided True
+        # is the cheap kind), else its clipped answer
+        found = np.clip(first, 0, n - 1)
+        known = seen[rows, found] >= 0
+        filler = np.where(known, found, np.where((seen >= 0).any(1), np.argmax(seen >= 0, 1), found))
         evaluate(np.where(unseen, probes, filler[:, None]))
     idx = np.arange(n)[None, :]
     window = (idx > lo[:, None]) & (idx < hi[:, None])

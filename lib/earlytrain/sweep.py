@@ -99,6 +99,9 @@ class SweepConfig:
             check_int(self.c_chunk, "c_chunk", minimum=1)
         if self.c_sharp_max_width is not None:
             check_int(self.c_sharp_max_width, "c_sharp_max_width", minimum=0)
+        check(self.train.hvp_chunk is None or self.n_measure % self.train.hvp_chunk == 0, "hvp_chunk",
+              f"a divisor of n_measure = {self.n_measure} (examples per Hessian-vector product), or None",
+              self.train.hvp_chunk)
         check(self.train.optimizer == "gd" or self.train.batch_size <= self.n_train, "batch_size",
               f"at most n_train = {self.n_train} (the SGD pool)", self.train.batch_size)
         for d in self.depths:  # architecture-specific checks (e.g. Myrtle depth) before any compute
@@ -176,7 +179,11 @@ class Point:
 
     def __init__(self, cfg: SweepConfig, depth: int, width: int):
         memory.check_point(cfg, depth, width)  # before the data are loaded or anything is built
-        if cfg.c_chunk is None:  # sized to the device's memory (the cache key keeps None)
+        # sized to the device's memory (the cache key keeps None; ``chunks`` records them):
+        # the examples per Hessian-vector product first, then the runs per batch
+        if cfg.train.hvp_chunk is None:
+            cfg = cfg.replace(train=cfg.train.replace(hvp_chunk=memory.auto_hvp_chunk(cfg, depth, width)))
+        if cfg.c_chunk is None:
             cfg = cfg.replace(c_chunk=memory.auto_c_chunk(cfg, depth, width))
         self.cfg = cfg
         self.model = _build(cfg.model.at(depth, width))
@@ -194,6 +201,13 @@ class Point:
         self.n_matvecs = 0      # Hessian-vector products spent by the sharpness runs (after lambda_0)
         self.n_unconverged = 0  # estimates whose error bound did not meet sharpness_tol
 
+    @property
+    def chunks(self) -> dict[str, int]:
+        """The batch sizes this point runs with, as resolved from the device's memory when the
+        configuration left them None: runs per batch (c_chunk), examples per Hessian-vector
+        product (hvp_chunk). Recorded in the attributes of the point's results."""
+        return {"c_chunk": int(self.cfg.c_chunk), "hvp_chunk": int(self.cfg.train.hvp_chunk)}
+
     def lambda0_dataset(self) -> xr.Dataset:
         """lambda_0 of the S networks with its accuracy record -> Dataset over (seed,)."""
         lam0 = self.lam0
@@ -206,7 +220,7 @@ class Point:
 
     def run(self, c: np.ndarray, sharp: bool, chunk: int, decide: bool = False) -> train.Trajectory:
         """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``.
-        decide: measure the sharpness only until each run's c_sharp indicator is decided
+        decide: compute each run only until its c_sharp indicator is decided
         (``train.run_with_params``); the records are then for that indicator only."""
         tcfg = self.cfg.train.replace(measure_sharpness=sharp)
         how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals, self.cfg.sharp_eps)) \
@@ -233,21 +247,35 @@ class Point:
         return tr
 
     def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
-        """Run seed s at grid index idx[s, k] (memoised: a batch where every run is known is not
-        re-run) and return the bool [S, K] indicators loss_rise, diverge and (if sharp) sharp_rise."""
+        """Run seed s at grid index idx[s, k] (memoised: a column of the batch whose runs are all
+        known is not re-run) and return the bool [S, K] indicators: loss_rise and diverge from loss-only runs
+        (sharp False), sharp_rise from runs that measure the sharpness (sharp True; with
+        ``sharpness_early_exit`` such a run stops once its indicator is decided, so it answers
+        nothing else).
+
+        Runs per compiled call: under the sequential "map" batching (the CPU default) one column
+        [S, 1] at a time, so a search compiles one program per kind of run whatever the batch
+        widths it asks for (a call runs its runs one after another anyway); under "vmap"
+        ``c_chunk`` columns with the sharpness, the whole batch without."""
         cfg = self.cfg
         S, K = idx.shape
-        if not all((sharp, s, int(i)) in self.memo for s in range(S) for i in idx[s]):
-            tr = self.run(cfg.c_grid[idx], sharp, min(cfg.c_chunk, K) if sharp else K,
-                          decide=cfg.train.sharpness_early_exit)
-            ind = {"loss_rise": phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals),
-                   "diverge": phases.runs_diverge(tr.diverged, cfg.T1)}
+        # only the columns with a run not evaluated yet (a column runs all S seeds)
+        todo = [k for k in range(K) if any((sharp, s, int(idx[s, k])) not in self.memo for s in range(S))]
+        if todo:
+            idx_all, idx = idx, idx[:, todo]
+            S, K = idx.shape
+            chunk = 1 if train.default_batching() == "map" else (min(cfg.c_chunk, K) if sharp else K)
+            tr = self.run(cfg.c_grid[idx], sharp, chunk, decide=cfg.train.sharpness_early_exit)
             if sharp:
-                ind["sharp_rise"] = phases.sharpness_rises(tr.sharpness, tr.diverged, cfg.T1,
-                                                           cfg.decimals, cfg.sharp_eps)
+                ind = {"sharp_rise": phases.sharpness_rises(tr.sharpness, tr.diverged, cfg.T1,
+                                                            cfg.decimals, cfg.sharp_eps)}
+            else:
+                ind = {"loss_rise": phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals),
+                       "diverge": phases.runs_diverge(tr.diverged, cfg.T1)}
             for s in range(S):
                 for k in range(K):
                     self.memo[(sharp, s, int(idx[s, k]))] = {n: v[s, k] for n, v in ind.items()}
+            idx = idx_all
         names = self.memo[(sharp, 0, int(idx[0, 0]))]
         return {n: np.array([[self.memo[(sharp, s, int(i))][n] for i in idx[s]] for s in range(S)])
                 for n in names}
@@ -259,8 +287,19 @@ def _build(model_cfg) -> models.Model:
     return models.build(model_cfg)
 
 
+def sharp_split(cfg: SweepConfig) -> float:
+    """Where the c_sharp bisection of ``critical_point`` probes its bracket: with the early exit a
+    run decided True is cheap and one that stays False is not (``search.UNDECIDED_RUN_COST``), so
+    ``search.cost_split`` of the two; without it, 1/2 (plain bisection)."""
+    return search.cost_split(1.0, search.UNDECIDED_RUN_COST) if cfg.train.sharpness_early_exit else 0.5
+
+
 def critical_point(cfg: SweepConfig) -> xr.Dataset:
-    """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,)."""
+    """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,).
+
+    With the early exit (``TrainConfig.sharpness_early_exit``), the c_sharp bisection probes
+    where its cheap outcome is likely (``sharp_split``):
+    the same grid point wherever the indicator is monotone, fewer runs measured at every step."""
     (depth,), (width,) = cfg.depths, cfg.widths
     pt = Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
@@ -268,7 +307,9 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
     i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp")
+        split = sharp_split(cfg)
+        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp",
+                       split=split)
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
         c_sharp = np.full(S, np.nan)
@@ -284,7 +325,7 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     out["lambda0_converged"] = ("seed", np.asarray(pt.lam0.converged, bool))
     out.attrs.update(n_loss_runs=pt.n_runs[False], n_sharpness_runs=pt.n_runs[True],
                      n_sharpness_matvecs=pt.n_matvecs, n_sharpness_unconverged=pt.n_unconverged,
-                     grid_points=n, search=cfg.search)
+                     grid_points=n, search=cfg.search, **pt.chunks)
     return out
 
 

@@ -7,7 +7,8 @@ All runs of a sweep share the initialisation (per seed) and the order of the SGD
 
 Measurement: loss, accuracy and sharpness are measured after every step on a fixed,
 declared measurement subset (``TrainData.x_meas``) that never consumes SGD batches (unlike the
-paper's demo code, SPEC 3.1).
+authors' demo code, ``estimate_hessian``, which measures lambda_t on the next SGD batch and then
+skips it).
 
 Divergence: a run whose minibatch loss or measured loss exceeds ``div_threshold`` (K = 1e5) or
 is not finite is marked diverged at that step. Its parameters are frozen from then on, its later
@@ -19,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 import numpy as np
 import optax
 
@@ -59,9 +61,13 @@ class TrainConfig:
     sgd_seed: int = 1                 # seed J of the batch order (the paper uses J = 1 only)
     matmul_precision: str = "highest"  # of every matmul / convolution of the training steps, the
     #                                    Hessian-vector products and lambda_0 (MATMUL_PRECISIONS)
-    sharpness_early_exit: bool = True  # a sweep's search runs measure lambda_t only until their
-    #                                    c_sharp indicator is decided (``run``'s ``decide``); the
-    #                                    same constants, fewer products; False: full measurements
+    hvp_chunk: Optional[int] = None   # examples per Hessian-vector-product chunk, a divisor of the
+    #                                   measurement's examples (memory: one chunk's activations live
+    #                                   at a time; ``hessian.chunked_hvp``); None: all at once (a
+    #                                   sweep picks it from the device's memory, memory.auto_hvp_chunk)
+    sharpness_early_exit: bool = True  # a sweep's c_sharp search runs are computed only until
+    #                                    their indicator is decided (``run``'s ``decide``); the
+    #                                    same constants, fewer products and steps; False: full runs
 
     def __post_init__(self):
         check_choice(self.loss, "loss", losses.LOSSES)
@@ -82,6 +88,8 @@ class TrainConfig:
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
         check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
         check_bool(self.sharpness_early_exit, "sharpness_early_exit")
+        if self.hvp_chunk is not None:
+            check_int(self.hvp_chunk, "hvp_chunk", minimum=1)
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
@@ -134,7 +142,10 @@ def matmul_precision(cfg: TrainConfig):
     return jax.default_matmul_precision(cfg.matmul_precision)
 
 
-def _loss_fn(model: Model, loss_name: str):
+def loss_fn(model: Model, loss_name: str):
+    """The training loss as a function (params, aux, x [N, ...], y [N, k]) -> scalar: the mean
+    of ``losses.get(loss_name)`` over the N examples of the model's outputs. Every training step,
+    loss measurement and Hessian-vector product of a run differentiates this function."""
     loss = losses.get(loss_name)
     return lambda params, aux, x, y: loss(model.apply(params, aux, x), y)
 
@@ -146,18 +157,29 @@ def measure_sharpness(model: Model, params, aux, x, y, cfg: TrainConfig, v0=None
 
     Stops when the rigorous residual bound on its relative error is <= cfg.sharpness_tol;
     with gap_bound (default: cfg.sharpness_gap_bound) also by the Kato-Temple gap estimate,
-    which needs about half the products on the book's MSE trajectories but was measured 7 %
-    off at a claimed 1e-3 on cross-entropy Hessians (near-degenerate top eigenvalues), so it
-    is off by default. mix_direction: ``warm_start``'s random vector, if computed already (a
+    which needs fewer products but is not rigorous: it claimed accuracy it did not have on
+    cross-entropy Hessians with near-degenerate top eigenvalues (bench/README.md), so it is off
+    by default. mix_direction: ``warm_start``'s random vector, if computed already (a
     run computes it once, not at every step). above, active: ``hessian.lanczos`` (the early
-    exit). Traced at ``cfg.matmul_precision``."""
-    lf = _loss_fn(model, cfg.loss)
+    exit). Traced at ``cfg.matmul_precision``. The products are over the M examples of x at
+    once, or with ``cfg.hvp_chunk`` < M over chunks of that many (``hessian.chunked_hvp``: the
+    same products up to summation order, one chunk's activations in memory, each product
+    re-running the chunks' forward and backward passes)."""
+    lf = loss_fn(model, cfg.loss)
     gap = cfg.sharpness_gap_bound if gap_bound is None else gap_bound
+    M = x.shape[0]
+    chunk = M if cfg.hvp_chunk is None else cfg.hvp_chunk
     with matmul_precision(cfg):
         if v0 is not None and cfg.sharpness_warm_mix > 0:
             v0 = warm_start(v0, cfg.sharpness_warm_mix, mix_direction)
-        return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
-                                      cfg.sharpness_iters, cfg.sharpness_tol, gap, above, active)
+        if chunk == M:  # one linearization shared by every product of the measurement
+            return hessian.loss_sharpness(lambda p: lf(p, aux, x, y), params, v0, cfg.sharpness_method,
+                                          cfg.sharpness_iters, cfg.sharpness_tol, gap, above, active)
+        flat, unravel = ravel_pytree(params)
+        matvec = hessian.chunked_hvp(lambda q, xy: lf(unravel(q), aux, *xy), flat, (x, y), chunk)
+        v0 = hessian.start_vector(flat.shape[0], flat.dtype) if v0 is None else v0
+        return hessian.top_eigenvalue(matvec, v0, cfg.sharpness_method, cfg.sharpness_iters,
+                                      cfg.sharpness_tol, gap, above, active)
 
 
 def warm_start(v: jax.Array, mix: float, direction=None) -> jax.Array:
@@ -224,7 +246,7 @@ def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConf
 
     batches: [T, B] int32 indices into data.x (ignored for GD). lam0: the initial sharpness
     estimate (its vector warm-starts the first measurement). Returns a Trajectory of [T + 1].
-    decide: measure the sharpness only as far as the c_sharp indicator needs (``run_with_params``).
+    decide: compute the run only as far as its c_sharp indicator needs (``run_with_params``).
     """
     return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)[0]
 
@@ -239,15 +261,18 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
     c_sharp indicator is decided: a measurement stops at the first Ritz value above
     ``decide_threshold`` (exact: Ritz values are lower bounds of lambda_t and grow with the
     products, so the full estimate would be above it too), is flagged ``sharpness_decided``, and
-    no later step of that run is measured (NaN, 0 products); nor is any step after T1. A run
-    whose indicator stays False is measured at every step 1..T1 exactly as without ``decide``.
-    The losses, and hence the loss and divergence indicators, are those of the full run."""
+    no later step of that run is computed at all: neither trained nor measured (loss, accuracy,
+    sharpness NaN, 0 products, ``diverged`` as at the decision; params_T those at the decision).
+    Nor is any step after T1 measured. A run whose indicator stays False is trained and measured
+    at every step exactly as without ``decide``. So with ``decide`` a trajectory answers the
+    c_sharp indicator only: the loss indicators of a decided run are not known (its losses up to
+    the decision are those of the full run)."""
     with matmul_precision(cfg):
         return _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)
 
 
 def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
-    lf = _loss_fn(model, cfg.loss)
+    lf = loss_fn(model, cfg.loss)
     opt = optax.sgd(learning_rate=lr)
     nan = jnp.asarray(jnp.nan, jnp.result_type(float))
 
@@ -307,11 +332,21 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
                jnp.where(diverged, 0, nmv), conv & ~diverged, hit & ~diverged)
         return (params, opt_state, diverged, v, decided), out
 
+    def nothing(carry, xs):  # a decided (or diverged) search run's later steps: its indicator is known
+        n = nan.astype(carry[3].dtype)
+        return carry, (nan, nan, n, n, carry[2], jnp.int32(0), jnp.asarray(False), jnp.asarray(False))
+
+    def step_or_nothing(carry, xs):
+        # under lax.map (the CPU default) a real branch: a decided run costs nothing more; under
+        # vmap both branches run (the same cost as before, the same records)
+        return jax.lax.cond(carry[4] | carry[2], nothing, step, carry, xs)
+
     loss0, acc0 = measure(params0)
     carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector, jnp.asarray(False))
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
+    early = decide is not None and cfg.measure_sharpness
     (params_T, *_), (loss, acc, sharp, resid, div, nmv, conv, hit) = jax.lax.scan(
-        step, carry0, (jnp.asarray(when), xs))
+        step_or_nothing if early else step, carry0, (jnp.asarray(when), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
         lam = (nan, nan, 0, False)
@@ -320,9 +355,6 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
     return Trajectory(prepend(loss0, loss), prepend(acc0, acc), prepend(lam[0], sharp),
                       prepend(lam[1], resid), prepend(False, div), prepend(lam[2], nmv),
                       prepend(lam[3], conv), prepend(False, hit)), params_T
-
-
-TRACE_COUNT = {"run_grid": 0, "lambda0": 0}  # incremented at trace time: tests count compiles
 
 
 @partial(jax.jit, static_argnames=("model", "cfg"))
@@ -338,7 +370,6 @@ def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConf
     on a grid with steps of 7 % (x_step = 0.1), so an error of 1e-4 in lambda_0 moves eta by a
     70th of a grid step and can change a critical constant only for a run sitting that close
     to its threshold."""
-    TRACE_COUNT["lambda0"] += 1
     cfg0 = cfg.replace(sharpness_iters=2 * cfg.sharpness_iters, sharpness_tol=cfg.lambda0_tol)
     with matmul_precision(cfg):
         return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg0,
@@ -364,7 +395,6 @@ def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, b
     both give the same numbers up to float rounding. One compile per (model, shapes, cfg, ...).
     decide: the early exit of search runs (``run_with_params``); None: full measurements.
     """
-    TRACE_COUNT["run_grid"] += 1
     batching = batching or default_batching()
     check_choice(batching, "batching", ("vmap", "map"))
     one = run_with_params if return_params else run
