@@ -25,27 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 PKG = LIB / "earlytrain"
 
-# Known offenders in files that other work owns, each with its owner; the integrator removes an
-# entry once its owner's branch is merged. Keys: (importing module, imported module) for imports,
+# Known offenders allowed for a while, each with its owner and why (none today: an entry that no
+# longer matches anything fails test_allowlists_name_live_offenders). Keys: (importing module, imported module) for imports,
 # (file relative to the repository, "module._name") for private names.
-CYCLE_EDGES_ALLOWED = {
-    # issue 18 (estimate.py): the cluster -> estimate -> sweep -> cluster cycle
-    ("earlytrain.cluster", "earlytrain.estimate"),
-}
-FUNCTION_IMPORTS_ALLOWED = {
-    # issue 18 (estimate.py): its imports hidden in functions go with the cluster -> estimate cycle
-    ("earlytrain.cluster", "earlytrain.estimate"),
-    ("earlytrain.estimate", "earlytrain.memory"), ("earlytrain.estimate", "earlytrain.train"),
-    ("earlytrain.estimate", "earlytrain.data"), ("earlytrain.estimate", "earlytrain.hessian"),
-    ("earlytrain.estimate", "earlytrain.losses"), ("earlytrain.estimate", "earlytrain.models"),
-    ("earlytrain.estimate", "earlytrain.cache"), ("earlytrain.estimate", "earlytrain.sweep"),
-    ("earlytrain.estimate", "earlytrain.saturation"),
-}
-PRIVATE_ALLOWED = {
-    # issue 18 (bench/bench_engine.py uses hessian / train internals)
-    ("bench/bench_engine.py", "earlytrain.hessian._normalize"),
-    ("bench/bench_engine.py", "earlytrain.train._loss_fn"),
-}
+CYCLE_EDGES_ALLOWED: set = set()
+FUNCTION_IMPORTS_ALLOWED: set = set()
+PRIVATE_ALLOWED: set = set()
 
 
 def _private(name: str) -> bool:
