@@ -60,10 +60,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import cache, connectivity, data, hessian, losses, memory, models, saturation, sweep, uv, uv_phases
+from earlytrain import connectivity, saturation, uv, uv_phases
+
+from . import cache, data, hessian, losses, memory, models, sweep
 from .errors import check
-from .work import (PointCost, TYPICAL_MATVECS, count_point, evaluations_per_seed, fmt_seconds,  # noqa: F401
-                   parameters)
+# PointCost, TYPICAL_MATVECS and parameters are re-exported: the estimate's callers read them here
+from .work import PointCost, TYPICAL_MATVECS, count_point, evaluations_per_seed, fmt_seconds, parameters  # noqa: F401
 
 CALIBRATION_EXAMPLES = 128  # at most this many examples in each calibration call (an FCN)
 CNN_CALIBRATION_EXAMPLES = 8  # at least this many (a CNN, whose work per example and parameter is the
