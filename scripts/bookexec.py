@@ -1,10 +1,10 @@
 """Execute the book's stale chapters into jupyter-cache, in parallel, before Jupyter Book runs.
 
 jupyter-cache (myst-nb's ``execute_notebooks: cache``) keys a chapter on its notebook's code
-cells only, so an edit to the library (a colour in ``plotting/style.py``, a line that
+cells only, so an edit to the library (a colour in ``book/plotting/style.py``, a line that
 ``sweep.summary`` prints) left every page stale. Here a chapter's *library* is the import closure
 of the ``earlytrain`` modules its code cells import (``earlytrain.cache.module_deps``, the same
-closure the results cache hashes) plus every module of ``earlytrain/plotting/``; the sha256 of each
+closure the results cache hashes) plus every module of ``earlytrain/book/plotting/``; the sha256 of each
 of those sources is stored in the chapter's jupyter-cache record (its ``data`` field).
 
 Before ``jupyter-book build`` (``scripts/build_book.py``), :func:`execute_stale`:
@@ -34,7 +34,7 @@ chapter of the table of contents running alone. Every build refreshes the file w
 it executed (:func:`refresh_costs`; an entry changes only when the new time differs by more than
 REFRESH_TOLERANCE, so the committed file does not churn with every build's noise).
 
-Claims and the report (``earlytrain.claims``). Each chapter records its claims' verdicts into
+Claims and the report (``earlytrain.book.claims``). Each chapter records its claims' verdicts into
 ``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
 ``<root>/_build/claims``, and the kernels run with ``EARLYTRAIN_CLAIMS`` set to it. A notebook whose
 metadata has ``earlytrain: {report: true}`` (``book/report.md``) reads those files, so it is
@@ -44,15 +44,15 @@ never stale:
 * it is stale when any chapter executes in this build, or when the claims files differ from those
   it was last executed with (their sha256, stored in its record: ``make rerun`` replaces a
   chapter's file), besides the usual reasons (code cells, library);
-* a cached chapter that records claims (its code imports ``earlytrain.claims``) but whose claims
+* a cached chapter that records claims (its code imports ``earlytrain.book.claims``) but whose claims
   file is missing executes again ("claims not recorded"), so the report never lacks its rows.
 
-Figures and the execution page (``earlytrain.provenance``). Each kernel runs with
+Figures and the execution page (``earlytrain.book.provenance``). Each kernel runs with
 ``EARLYTRAIN_PROVENANCE`` (``$EARLYTRAIN_PROVENANCE`` or ``<root>/_build/provenance``),
 ``EARLYTRAIN_CHAPTER`` (the notebook's stem) and ``EARLYTRAIN_RESULTS_LOG``
 (``<provenance dir>/<chapter>.results.jsonl``, emptied first): the chapter records its figures'
 manifest and the results cache logs what it computed and read. A cached chapter that records
-figures (its code imports ``earlytrain.provenance``) but whose manifest, or a file it names, is
+figures (its code imports ``earlytrain.book.provenance``) but whose manifest, or a file it names, is
 missing executes again. A notebook with ``earlytrain: {build_info: true}`` (``book/build_info.md``)
 executes in every build, after the chapters, when this build's record
 (``<provenance dir>/build.json``: each chapter executed, failed or cached, with its time) is written.
@@ -205,7 +205,7 @@ def provenance_dir(root: Path) -> Path:
 
 def figures_missing(directory: Path, chapter: str) -> str:
     """Why a cached chapter's figure records are not usable ("" if they are)."""
-    from earlytrain import provenance
+    from earlytrain.book import provenance
     missing = provenance.missing_files(chapter, directory)
     if missing is None:
         return f"figures not recorded in {directory}"
@@ -227,7 +227,7 @@ def _code_source(cell_source: str) -> str:
 
 def notebook_imports(nb: nbformat.NotebookNode) -> set[str]:
     """The ``earlytrain`` modules a notebook's code cells import, as names relative to the
-    package (``"uv"``, ``"plotting.__init__"``, ``"__init__"``), in the form ``module_deps`` takes."""
+    package (``"uv.model"``, ``"book.plotting.__init__"``, ``"__init__"``), in the form ``module_deps`` takes."""
     pkg = _package_dir()
 
     def module(name: str) -> str | None:
@@ -261,7 +261,7 @@ def notebook_imports(nb: nbformat.NotebookNode) -> set[str]:
                     continue
                 base = module(rest) or "__init__"
                 out.add(base)
-                for a in node.names:  # "from earlytrain import uv": uv may be a module
+                for a in node.names:  # "from earlytrain.uv import model as uv": uv may be a module
                     sub = module(f"{rest}.{a.name}" if rest else a.name)
                     if sub:
                         out.add(sub)
@@ -270,13 +270,13 @@ def notebook_imports(nb: nbformat.NotebookNode) -> set[str]:
 
 def library_of(nb: nbformat.NotebookNode) -> dict[str, str]:
     """``{module: sha256 of its source}`` over the notebook's library: the import closure of the
-    ``earlytrain`` modules it imports plus every module of ``earlytrain/plotting/``."""
+    ``earlytrain`` modules it imports plus every module of ``earlytrain/book/plotting/``."""
     from earlytrain.cache import module_deps
     pkg = _package_dir()
     mods: set[str] = set()
     for m in notebook_imports(nb):
         mods.update(module_deps(m))
-    for p in (pkg / "plotting").rglob("*.py"):
+    for p in (pkg / "book" / "plotting").rglob("*.py"):
         mods.add(p.relative_to(pkg).with_suffix("").as_posix().replace("/", "."))
     return {m: hashlib.sha256((pkg / (m.replace(".", "/") + ".py")).read_bytes()).hexdigest()
             for m in sorted(mods)}
@@ -416,10 +416,10 @@ def plan(root: Path) -> Plan:
                 ch.reason = "library changed: " + ", ".join(changed_modules(stored, ch.library))
             elif ch.report and (record.data or {}).get(CLAIMS_KEY) != claims_hash(cdir):
                 ch.reason = "claims changed"
-            elif (not ch.report and {"claims", "claims.__init__"} & notebook_imports(nb)  # a module or a package
+            elif (not ch.report and {"book.claims", "book.claims.__init__"} & notebook_imports(nb)  # a module or a package
                   and not (cdir / f"{path.stem}.json").is_file()):
                 ch.reason = f"claims not recorded in {cdir}"
-            elif not ch.report and "provenance" in notebook_imports(nb):
+            elif not ch.report and "book.provenance" in notebook_imports(nb):
                 ch.reason = figures_missing(pdir, path.stem)
         if is_build_info(nb) and not ch.reason:
             ch.reason = "executes in every build"

@@ -5,12 +5,12 @@ Usage: python scripts/build_book.py [BOOK_ROOT]   (default: the repository root)
 
 1. The stale chapters are executed first, in parallel, into the book's jupyter cache
    (``scripts/bookexec.py``): a chapter is stale when its code cells changed, or any library
-   module it imports (its import closure, plus ``earlytrain/plotting/``) changed since it was last
+   module it imports (its import closure, plus ``earlytrain/book/plotting/``) changed since it was last
    executed. Progress (running / done / cached, with elapsed times) is printed as it goes.
    The chapters are MyST Markdown notebooks (``book/*.md``, jupytext's ``myst`` format), which
    myst-nb reads and executes as they are; ``.ipynb`` files work too (``make rerun``'s copy).
    The reproduction report (book/report.md) reads the claims the chapters record
-   (earlytrain.claims, in $EARLYTRAIN_CLAIMS or <root>/_build/claims): it executes after them,
+   (earlytrain.book.claims, in $EARLYTRAIN_CLAIMS or <root>/_build/claims): it executes after them,
    whenever a chapter executed or a claims file changed.
    ``BOOK_JOBS=n`` sets the number of chapters executed at once (default: the CPU count, at most 2).
    The longest chapters start first: their last execution time in the jupyter cache, else the

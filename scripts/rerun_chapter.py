@@ -3,7 +3,7 @@
 Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
   e.g. python scripts/rerun_chapter.py 01_phase_diagram book/params/01_phase_diagram/paper.yaml
 
-0. Every key of the YAML must be a parameter the chapter declares (earlytrain.params; the
+0. Every key of the YAML must be a parameter the chapter declares (earlytrain.book.params; the
    chapter checks it again in its kernel, so plain papermill fails the same way).
    Then the cost is estimated before anything computes: the chapter's configuration (its code
    cells up to the one that calls ``check_injected()``, with the YAML's values injected after
@@ -31,11 +31,11 @@ Usage: python scripts/rerun_chapter.py [--yes] CHAPTER PARAMS.yaml
    a copy of the main book's (_build/.jupyter_cache), so the other chapters are executed again
    only if they are stale (scripts/bookexec.py).
 
-Claims (earlytrain.claims): the copy has its own claims directory, _runs/book/_build/claims. It
+Claims (earlytrain.book.claims): the copy has its own claims directory, _runs/book/_build/claims. It
 starts as a copy of the main book's (the other chapters' rows), papermill's kernel records the
 re-run chapter's claims into it (EARLYTRAIN_CLAIMS), and the build then re-executes the report,
 whose claims changed: the report of the copy shows the re-run chapter's rows. Its figure
-manifests (earlytrain.provenance, _runs/book/_build/provenance) likewise start as the main book's,
+manifests (earlytrain.book.provenance, _runs/book/_build/provenance) likewise start as the main book's,
 and papermill's kernel records the re-run chapter's, so every figure keeps its data line.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ import jupytext
 import nbformat
 import yaml
 from earlytrain.errors import ConfigError
-from earlytrain.params import check_notebook
+from earlytrain.book.params import check_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent

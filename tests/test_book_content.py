@@ -9,12 +9,12 @@ Without compute (every chapter, book/NN_*.md, and any chapter added later):
   validation: the chapter's code up to its configuration cell runs with the preset's values, as
   papermill injects them (``sweep.from_params``, ``connectivity.from_params``, ... validate; no
   sweep runs), and so does every later statement that only builds a config from parameters
-  (``uv_phases.EarlyConfig(...)``). That every key is a parameter is tests/test_params.py's.
+  (``uv.phases.EarlyConfig(...)``). That every key is a parameter is tests/test_params.py's.
 
 With compute (``notebook`` marker): each chapter runs once with its ``quick.yaml`` (papermill, after
 jupytext converts it, as ``make rerun`` runs it); that one execution is checked for
 
-* every claim the chapter tests recorded, in order, with every field valid (earlytrain.claims);
+* every claim the chapter tests recorded, in order, with every field valid (earlytrain.book.claims);
 * every glue key its text uses glued by the run (exact, where the static check reads code);
 * chapter 02's exact checks (closed-form top eigenvalue vs the dense Hessian, GD on (u, v) vs the
   function-space map) below the tolerance its claim states.
@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from earlytrain import params
+from earlytrain.book import params
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -239,7 +239,7 @@ def outputs(nb):
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=ids)
 def test_quick_preset_runs_and_records_valid_claims(nb_path, executed):
-    from earlytrain import claims
+    from earlytrain.book import claims
     nb, claims_dir = executed(nb_path)
     assert [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])], "the preset"
     assert not [o for o in outputs(nb) if o.get("output_type") == "error"]
@@ -271,7 +271,7 @@ def test_quick_preset_glues_every_key_its_text_uses(nb_path, executed):
 def test_uv_exact_checks_below_their_stated_tolerance(executed):
     """Chapter 02: |closed form - dense eigvalsh| and max |lambda_GD - lambda_map| (float64) are
     below the 1e-10 that claim uv-exact states, in the chapter's own quick run."""
-    from earlytrain import claims
+    from earlytrain.book import claims
     tol = 1e-10
     assert f"{tol:g}" in claims.REGISTRY["uv-exact"].rule, "the tolerance is the claim's"
     nb, claims_dir = executed(BOOK / "02_uv_model.md")

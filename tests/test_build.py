@@ -1,8 +1,8 @@
 """The book build (scripts/build_book.py, scripts/bookexec.py) is never stale and reports failures.
 
 A tiny book of two chapters is built against a *copy* of the earlytrain package, first on
-PYTHONPATH, so the test can edit the library: chapter `a` imports `earlytrain.uv` and
-`earlytrain.plotting.style`, chapter `b` only `earlytrain.plotting`. Builds run as a user runs
+PYTHONPATH, so the test can edit the library: chapter `a` imports `earlytrain.uv.model` and
+`earlytrain.book.plotting.style`, chapter `b` only `earlytrain.book.plotting`. Builds run as a user runs
 them (`python scripts/build_book.py ROOT`); `bookexec.py --dry-run` says what a build would execute.
 Chapters `a` and `bad` are MyST Markdown notebooks (.md, as the book's chapters are), the others
 .ipynb (as `make rerun`'s executed chapter is).
@@ -104,21 +104,21 @@ def test_notebook_imports_and_library():
     sys.path.insert(0, str(SCRIPTS))
     import nbformat
     import bookexec
-    nb = nbformat.reads(notebook("import numpy as np\n%matplotlib inline\nfrom earlytrain import uv, cache\n",
-                                 "from earlytrain.plotting import use_style\nimport earlytrain.uv_phases\n"),
+    nb = nbformat.reads(notebook("import numpy as np\n%matplotlib inline\nfrom earlytrain.uv import model as uv\nfrom earlytrain import cache\n",
+                                 "from earlytrain.book.plotting import use_style\nimport earlytrain.uv.phases\n"),
                         as_version=4)
-    assert bookexec.notebook_imports(nb) == {"__init__", "uv", "cache", "plotting.__init__", "uv_phases"}
+    assert bookexec.notebook_imports(nb) == {"__init__", "uv.__init__", "uv.model", "cache", "book.plotting.__init__", "uv.phases"}
     lib = bookexec.library_of(nb)
-    assert {"uv", "errors", "uv_phases", "cache", "plotting.style", "plotting.diagram"} <= set(lib)
+    assert {"uv.model", "errors", "uv.phases", "cache", "book.plotting.style", "book.plotting.diagram"} <= set(lib)
     assert "sweep" not in lib and "train" not in lib
 
 
 def test_rebuild_is_cached_and_never_stale(tmp_path):
     root, env = make_book(tmp_path, {
-        "a": myst(notebook("from earlytrain import uv\nfrom earlytrain.plotting.style import PHASE_COLORS\n"
+        "a": myst(notebook("from earlytrain.uv import model as uv\nfrom earlytrain.book.plotting.style import PHASE_COLORS\n"
                            "print('divergent colour', PHASE_COLORS['divergent'])")),
-        "b": notebook("from earlytrain import plotting\nprint('phase colours', len(plotting.PHASE_COLORS))"),
-        "manual": notebook("from earlytrain import uv\nraise SystemExit('must not run')", mode="off"),
+        "b": notebook("from earlytrain.book import plotting\nprint('phase colours', len(plotting.PHASE_COLORS))"),
+        "manual": notebook("from earlytrain.uv import model as uv\nraise SystemExit('must not run')", mode="off"),
     })
     lib = tmp_path / "lib" / "earlytrain"
 
@@ -134,18 +134,18 @@ def test_rebuild_is_cached_and_never_stale(tmp_path):
     assert "stale:" not in r.stdout and "cached: a, b" in r.stdout and "running" not in r.stdout
     assert "Executing notebook" not in r.stdout + r.stderr
 
-    edit(lib / "connectivity.py", '"""', '"""An edit outside both chapters\' import closures.\n')
+    edit(lib / "analyses" / "connectivity.py", '"""', '"""An edit outside both chapters\' import closures.\n')
     unchanged = {"a": "cached", "b": "cached", "manual": "not executed by the cache"}
     assert {k: v[0] for k, v in dry_run(root, env).items()} == unchanged
 
-    edit(lib / "uv.py", '"""', '"""An edit inside chapter a\'s closure.\n')
+    edit(lib / "uv" / "model.py", '"""', '"""An edit inside chapter a\'s closure.\n')
     states = dry_run(root, env)
-    assert states["a"] == ("stale", "a (library changed: uv)") and states["b"][0] == "cached"
+    assert states["a"] == ("stale", "a (library changed: uv.model)") and states["b"][0] == "cached"
 
-    edit(lib / "plotting" / "style.py", '"divergent": "#d9d9d9"', '"divergent": "#ff0000"')
+    edit(lib / "book" / "plotting" / "style.py", '"divergent": "#d9d9d9"', '"divergent": "#ff0000"')
     states = dry_run(root, env)
-    assert states["a"] == ("stale", "a (library changed: plotting.style, uv)")
-    assert states["b"] == ("stale", "b (library changed: plotting.style)")
+    assert states["a"] == ("stale", "a (library changed: book.plotting.style, uv.model)")
+    assert states["b"] == ("stale", "b (library changed: book.plotting.style)")
     r = build(root, env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "divergent colour #ff0000" in page(root, "a")

@@ -179,12 +179,12 @@ def test_failed_compute_writes_nothing(results):
 
 def test_module_deps_follow_imports():
     """The code hash of a result covers its module and everything it imports, and nothing else."""
-    sat = cache.module_deps("earlytrain.saturation")
-    assert {"saturation", "sweep", "train", "models", "cnn", "hessian", "losses", "data", "cache"} <= set(sat)
-    assert "uv" not in sat and not any(m.startswith("plotting") for m in sat)
-    assert cache.module_deps("uv_phases") == ("errors", "grid", "uv", "uv_phases")  # grid: the c = 2^x grid
-    assert cache.module_deps("plotting.variants") == ("plotting.diagram", "plotting.style", "plotting.variants")
-    assert cache.module_deps("plotting.regimes") == ("errors", "plotting.regimes", "plotting.style", "regimes")
+    sat = cache.module_deps("earlytrain.analyses.saturation")
+    assert {"analyses.saturation", "sweep", "train", "models", "cnn", "hessian", "losses", "data", "cache"} <= set(sat)
+    assert "uv.model" not in sat and not any(m.startswith("book.plotting") for m in sat)
+    assert cache.module_deps("uv.phases") == ("errors", "grid", "uv.model", "uv.phases")  # grid: the c = 2^x grid
+    assert cache.module_deps("book.plotting.variants") == ("book.plotting.diagram", "book.plotting.style", "book.plotting.variants")
+    assert cache.module_deps("book.plotting.regimes") == ("analyses.regimes", "book.plotting.regimes", "book.plotting.style", "errors")
 
 
 def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
@@ -197,22 +197,22 @@ def test_code_hash_changes_only_with_a_dependency(tmp_path, monkeypatch):
     def hashes():
         cache._direct_deps.cache_clear()
         cache.code_hash_of.cache_clear()
-        return {m: cache.code_hash_of(m) for m in ("sweep", "uv_phases", "saturation")}
+        return {m: cache.code_hash_of(m) for m in ("sweep", "uv.phases", "analyses.saturation")}
 
     monkeypatch.setattr(cache, "_PKG", pkg)
     try:
         h0 = hashes()
-        with open(pkg / "plotting" / "diagram.py", "a") as f:
+        with open(pkg / "book" / "plotting" / "diagram.py", "a") as f:
             f.write("\n# a figure edit\n")
         assert hashes() == h0
         with open(pkg / "train.py", "a") as f:
             f.write("\n# a physics edit\n")
         h1 = hashes()
-        assert h1["uv_phases"] == h0["uv_phases"]
-        assert h1["sweep"] != h0["sweep"] and h1["saturation"] != h0["saturation"]
-        with open(pkg / "uv.py", "a") as f:
+        assert h1["uv.phases"] == h0["uv.phases"]
+        assert h1["sweep"] != h0["sweep"] and h1["analyses.saturation"] != h0["analyses.saturation"]
+        with open(pkg / "uv" / "model.py", "a") as f:
             f.write("\n# a uv edit\n")
-        assert hashes()["uv_phases"] != h0["uv_phases"]
+        assert hashes()["uv.phases"] != h0["uv.phases"]
     finally:
         monkeypatch.undo()
         cache._direct_deps.cache_clear()

@@ -1,4 +1,4 @@
-"""earlytrain.claims: the rules on synthetic results (verdicts and margins), the registry (every
+"""earlytrain.book.claims: the rules on synthetic results (verdicts and margins), the registry (every
 rule reaches "reproduced" and "not reproduced"), records (symmetric regime gate, raising rules,
 stability bootstrap) and the report (no training)."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from earlytrain import claims
-from earlytrain.claims import VERDICTS, Check
+from earlytrain.book import claims
+from earlytrain.book.claims import VERDICTS, Check
 
 EXACT = {"uv-exact", "uv-trace-no-rise", "uv-kmax", "cat-kmax-4", "cat-ends-flat", "uvp-sharpening"}
 
@@ -418,7 +418,7 @@ def test_uv_order_violation_is_real_in_float64():
     eigenvalue rises within T1 = 10 steps at c = 5.86479 (by 1.2 %) while the loss stays below L_0
     (0.97 L_0), and no c on a fine float64 grid of [1, 5.86479] raises the loss: c_loss > c_sharp."""
     import jax
-    from earlytrain import uv
+    from earlytrain.uv import model as uv
     w, i, c_star = 2, 59, 5.86479
     key = jax.random.fold_in(jax.random.PRNGKey(0), w)          # the sweep's key for this width
     u, v = uv.init(key, w, "ntp", 1.0, n=256)

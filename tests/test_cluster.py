@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from earlytrain import cache, cluster, data, sweep, uv_phases
+from earlytrain import cache, cluster, data, sweep
+from earlytrain.uv import phases as uv_phases
 from earlytrain.errors import ConfigError
 
 try:
@@ -102,7 +103,9 @@ import xarray as xr
 xr.Variable("x", [1])
 dask = lambda: sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
 by_xarray = dask()
-from earlytrain import cluster, connectivity, saturation, sweep, uv_phases
+from earlytrain import cluster, sweep
+from earlytrain.analyses import connectivity, saturation
+from earlytrain.uv import phases as uv_phases
 ds = sweep.phase_sweep(sweep.from_params(**{KW!r}), progress=False)
 uv = uv_phases.early_sweep(uv_phases.EarlyConfig(widths=(2, 4), n_init=4, x_step=0.1, refine=2))
 assert ds.c_loss.size == 4 and uv.c_loss.size == 8

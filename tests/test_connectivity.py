@@ -1,4 +1,4 @@
-"""Tests of earlytrain.connectivity: the interpolation line, the barrier and c_barrier."""
+"""Tests of earlytrain.analyses.connectivity: the interpolation line, the barrier and c_barrier."""
 from __future__ import annotations
 
 import jax
@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from earlytrain import connectivity, models, train
+from earlytrain.analyses import connectivity
+from earlytrain import models, train
 from earlytrain.errors import ConfigError
 
 

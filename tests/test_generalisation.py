@@ -1,4 +1,4 @@
-"""earlytrain.generalisation: test accuracy after a fixed number of SGD steps against c (a tiny
+"""earlytrain.analyses.generalisation: test accuracy after a fixed number of SGD steps against c (a tiny
 FCN on an MNIST subset), and the reading of the best c per initialisation."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import xarray as xr
 
-from earlytrain import data, generalisation, losses, models, sweep, train
+from earlytrain import data, losses, models, sweep, train
+from earlytrain.analyses import generalisation
 from earlytrain.errors import ConfigError
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earlytrain import grid, saturation, sweep, uv_phases
+from earlytrain import grid, sweep
+from earlytrain.analyses import saturation
+from earlytrain.uv import phases as uv_phases
 from earlytrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -162,7 +162,7 @@ def _cycle_path(graph, comp) -> str:
 
 def test_modules_found_by_walking_the_package():
     # the walk finds the package's modules at any depth (subpackages included)
-    assert {"earlytrain", "earlytrain.sweep", "earlytrain.uv_phases", "earlytrain.grid"} <= set(MODULES)
+    assert {"earlytrain", "earlytrain.sweep", "earlytrain.uv.phases", "earlytrain.grid"} <= set(MODULES)
     assert any(m.count(".") >= 2 for m in MODULES), "no module of a subpackage found"
 
 
@@ -318,9 +318,9 @@ def test_no_private_name_across_modules():
 @pytest.mark.parametrize("source,module,expected", [
     ("from earlytrain import sweep\nsweep._train_data(1)", None, ["earlytrain.sweep._train_data"]),
     ("import earlytrain.sweep as s\ns._x", None, ["earlytrain.sweep._x"]),
-    ("from earlytrain.uv import _fn_map", None, ["earlytrain.uv._fn_map"]),
-    ("from . import uv\nuv._fn_map(1)", "earlytrain.uv_phases", ["earlytrain.uv._fn_map"]),
-    ("from .claims.rules import _stat", "earlytrain.cache", ["earlytrain.claims.rules._stat"]),
+    ("from earlytrain.uv.model import _fn_map", None, ["earlytrain.uv.model._fn_map"]),
+    ("from . import model as uv\nuv._fn_map(1)", "earlytrain.uv.phases", ["earlytrain.uv.model._fn_map"]),
+    ("from .book.claims.rules import _stat", "earlytrain.cache", ["earlytrain.book.claims.rules._stat"]),
     ("from earlytrain import sweep\nsweep.train_data(1); self._x; sweep.__name__", None, []),
 ])
 def test_private_use_detection(source, module, expected):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from earlytrain import params
+from earlytrain.book import params
 from earlytrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_every_chapter_checks_its_injected_parameters(nb_path):
     code = [c for c in params.read_notebook(nb_path)["cells"] if c["cell_type"] == "code"]
     i = [k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])][0]
     before = "".join("".join(c["source"]) for c in code[:i])
-    assert "from earlytrain.params import check_injected" in before
+    assert "from earlytrain.book.params import check_injected" in before
     assert "".join(code[i + 1]["source"]).startswith("check_injected()")
     assert params.declared_names("".join(code[i]["source"]))  # the cell declares something
 

@@ -1,7 +1,7 @@
 """End-to-end known answer: the exactly solvable uv model run through the whole pipeline.
 
 The uv model (f = w^-1/2 v.u on the single example x = 1, y = 0, L = f^2 / 2; SPEC 6,
-``earlytrain.uv``) is wrapped as a ``models.Model`` and trained by ``train.run_grid`` with full-
+``earlytrain.uv.model``) is wrapped as a ``models.Model`` and trained by ``train.run_grid`` with full-
 batch GD (the "mse" loss is 0.5 mean((f - y)^2), which is L itself for one example and one
 output); lambda_0 and every lambda_t come from the library's sharpness estimator, and
 ``phases.critical_constants`` turns the trajectories into c_loss, c_sharp and c_max on the
@@ -28,7 +28,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from earlytrain import models, phases, train, uv
+from earlytrain import models, phases, train
+from earlytrain.uv import model as uv
 
 S, T = 6, 10                                            # initialisations, GD steps (T1 = 10)
 X_GRID = np.round(np.arange(0.0, 3.0 + 1e-9, 0.1), 10)  # the book's x_step = 0.1, up to c = 8

@@ -1,4 +1,4 @@
-"""Honest figures (earlytrain.plotting): a censored c_max is drawn as a lower bound and kept out
+"""Honest figures (earlytrain.book.plotting): a censored c_max is drawn as a lower bound and kept out
 of fits, a skipped c_sharp is named, and a fit is drawn only where it has enough points for its
 order (else the means are joined or shown alone, and the legend says which). Synthetic sweeps."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from earlytrain.plotting import connectivity, diagram, variants  # noqa: E402
+from earlytrain.book.plotting import connectivity, diagram, variants  # noqa: E402
 
 
 def sweep_ds(widths=(32, 64, 128), seeds=(1, 2, 3), censored_width=None, skip_sharp_above=None, depths=(4,)):
@@ -136,8 +136,8 @@ def test_shared_helpers_are_public_and_in_one_place():
     import ast
     from pathlib import Path
 
-    from earlytrain import plotting
-    from earlytrain.plotting import style
+    from earlytrain.book import plotting
+    from earlytrain.book.plotting import style
     ds = sweep_ds(widths=(32, 64), depths=(4, 8))
     np.testing.assert_allclose(diagram.y_values(ds, "inv_width").values, [1 / 32, 1 / 64])
     np.testing.assert_allclose(diagram.y_values(ds, "depth_over_width").transpose("depth", "width").values,

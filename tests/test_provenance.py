@@ -1,4 +1,4 @@
-"""The data behind every figure (earlytrain.provenance, earlytrain.sphinxext) and the execution page.
+"""The data behind every figure (earlytrain.book.provenance, earlytrain.book.sphinxext) and the execution page.
 
 In-process: what ``provenance.figure`` records (the results the cache served since the previous
 figure, those of the figures named in ``uses``, the drawing call read from the calling source, the
@@ -22,7 +22,8 @@ import xarray as xr
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from earlytrain import cache, provenance  # noqa: E402
+from earlytrain import cache  # noqa: E402
+from earlytrain.book import provenance  # noqa: E402
 
 
 def squares(cfg):
@@ -149,7 +150,7 @@ CHAPTER = """\
 import json, os
 import numpy as np, xarray as xr
 import matplotlib.pyplot as plt
-from earlytrain import provenance
+from earlytrain.book import provenance
 from earlytrain.cache import cached
 
 def squares(cfg):
@@ -181,13 +182,13 @@ def test_tiny_book_has_data_lines_and_build_page(tmp_path):
     nb.cells.append(nbformat.v4.new_markdown_cell("```{glue:figure} sq-fig\n:name: fig-a-sq\n\nSquares.\n```"))
     info = ("---\nearlytrain:\n  build_info: true\njupytext:\n  text_representation:\n    format_name: myst\n"
             "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# Build\n\n"
-            "```{code-cell}\nfrom earlytrain import provenance\nprovenance.build_page()\n```\n")
+            "```{code-cell}\nfrom earlytrain.book import provenance\nprovenance.build_page()\n```\n")
     root, env = make_book(tmp_path, {"a": jupytext.writes(nb, fmt="md:myst"), "build_info": info})
     (root / "report.md").write_text("# Report\n\n<table><tr><td><code>sq-claim</code></td></tr></table>\n")
     with open(root / "_toc.yml", "a") as f:
         f.write("  - file: report\n")
     with open(root / "_config.yml", "a") as f:
-        f.write("sphinx:\n  extra_extensions: [earlytrain.sphinxext]\n  config:\n    earlytrain_report_doc: report\n")
+        f.write("sphinx:\n  extra_extensions: [earlytrain.book.sphinxext]\n  config:\n    earlytrain_report_doc: report\n")
     r = build(root, env)
     assert r.returncode == 0, r.stdout + r.stderr
     html = root / "_build" / "html"

@@ -1,10 +1,10 @@
-"""The regime rule of chapter 08 (earlytrain.regimes) on synthetic trajectories with known
+"""The regime rule of chapter 08 (earlytrain.analyses.regimes) on synthetic trajectories with known
 boundaries, and its input checks."""
 import numpy as np
 import pytest
 
 from earlytrain.errors import ConfigError
-from earlytrain.regimes import eos_stats, regime_boundaries
+from earlytrain.analyses.regimes import eos_stats, regime_boundaries
 
 
 def synthetic(T=1000, lr=0.1):

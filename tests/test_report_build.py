@@ -20,7 +20,7 @@ SCRIPTS = REPO / "scripts"
 CH = "01_phase_diagram"
 
 CHAPTER = myst(notebook(
-    "from earlytrain import claims\n"
+    "from earlytrain.book import claims\n"
     f"claims.start('{CH}', f'tiny book, c_loss = {{c_loss_wide}}')\n"
     f"claims.record('{CH}', 'kb-closs-wide', measured=c_loss_wide, spread=0.0)",
     f"claims.show('{CH}')",
@@ -28,7 +28,7 @@ CHAPTER = myst(notebook(
 
 
 def report_notebook() -> str:
-    nb = json.loads(notebook("from earlytrain import claims\nclaims.report()"))
+    nb = json.loads(notebook("from earlytrain.book import claims\nclaims.report()"))
     nb["metadata"]["earlytrain"] = {"report": True}
     nb["metadata"]["jupytext"] = {"notebook_metadata_filter": "earlytrain"}  # as book/report.md keeps it
     return myst(json.dumps(nb))

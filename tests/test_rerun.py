@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from earlytrain import params
+from earlytrain.book import params
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("0*.md"))
@@ -185,7 +185,7 @@ def test_rerun_estimates_the_connectivity_paper_preset_and_does_not_start_it_una
     assert "cfg (barrier search): barrier search on mnist (fcn), 4 points" in out
     assert "Not started: estimated about" in out and "YES=1" in out
     # the barrier search: at most a loss search's runs per seed, each with n_tau evaluations
-    from earlytrain import connectivity
+    from earlytrain.analyses import connectivity
     ccfg = connectivity.from_params(dataset="mnist", depths=[8], widths=[256], seeds=[1, 2], search="grid",
                                     x_max=2.0, x_step=0.5)
     costs = est.connectivity_cost(ccfg, "c", calibration=_fake_calibration(), cached=False)
@@ -204,7 +204,8 @@ def test_uv_sweeps_are_estimated_from_their_map_steps(monkeypatch, capsys):
     """The uv sweeps of chapters 02 and 03 are costed (runs x map steps x a calibrated step, plus
     compiles): counts checked against each sweep's plan, the time against its calibration, and
     the chapters' consoles name them instead of "not estimated"."""
-    from earlytrain import estimate, uv_phases
+    from earlytrain import estimate
+    from earlytrain.uv import phases as uv_phases
     early = uv_phases.EarlyConfig(widths=(2, 4), n_init=8, x_min=0.0, x_max=1.0, x_step=0.25, steps=10, refine=5)
     cal = _fake_uv_calibration()
     c = estimate.uv_cost(early, "early", cal)
@@ -230,7 +231,8 @@ def test_uv_sweeps_are_estimated_from_their_map_steps(monkeypatch, capsys):
 
 
 def test_saturation_counts_follow_its_plan():
-    from earlytrain import estimate, saturation
+    from earlytrain import estimate
+    from earlytrain.analyses import saturation
     scfg = saturation.from_params(dataset="mnist", depths=[2], widths=[8], seeds=[1, 2], n_train=256, n_measure=64,
                                   batch_size=64, x_min=-1.0, x_max=3.0, x_step=0.5, sharpness_iters=6, K_tau=20.0)
     groups = saturation.plan(scfg)
@@ -243,7 +245,8 @@ def test_saturation_counts_follow_its_plan():
 
 
 def test_eta_weights_points_by_their_size(monkeypatch):
-    from earlytrain import saturation, sweep, work
+    from earlytrain.analyses import saturation
+    from earlytrain import sweep, work
     small, large = (sweep.from_params(dataset="mnist", depths=[4], widths=[w], seeds=[1, 2]) for w in (64, 1024))
     ws, wl = work.point_work(small), work.point_work(large)
     assert wl > 10 * ws > 0, "16x the width: far more work"

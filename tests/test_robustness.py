@@ -1,11 +1,11 @@
-"""earlytrain.robustness: comparing two phase diagrams (App. C, J, K) on synthetic sweeps."""
+"""earlytrain.analyses.robustness: comparing two phase diagrams (App. C, J, K) on synthetic sweeps."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from earlytrain import robustness
+from earlytrain.analyses import robustness
 
 
 def sweep_ds(widths=(32, 64, 128), seeds=(1, 2, 3), depth=4, scale=1.0, censored_width=None):

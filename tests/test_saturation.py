@@ -1,4 +1,4 @@
-"""Tests of earlytrain.saturation: tau and windows, the grouping plan, the Savitzky-Golay
+"""Tests of earlytrain.analyses.saturation: tau and windows, the grouping plan, the Savitzky-Golay
 c_crit pipeline on a synthetic step, and one small end-to-end run against an uninterrupted one."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from earlytrain import saturation, sweep, train
+from earlytrain.analyses import saturation
+from earlytrain import sweep, train
 from earlytrain.errors import ConfigError
 
 # chi(x) = 1 - 0.8 sigmoid((x - 1) / s): chi'' = -0.8 sigma''(u) / s^2 is most negative where

@@ -1,4 +1,4 @@
-"""Tests of the uv model (earlytrain.uv, earlytrain.uv_phases) against exact answers.
+"""Tests of the uv model (earlytrain.uv.model, earlytrain.uv.phases) against exact answers.
 
 Float64 is switched on only inside the ``x64`` fixture (jax.enable_x64 context), never globally.
 """
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from earlytrain import uv, uv_phases
+from earlytrain.uv import model as uv, phases as uv_phases
 from earlytrain.errors import ConfigError
 
 

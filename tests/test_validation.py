@@ -156,7 +156,8 @@ def test_numpy_values_are_accepted_and_normalised(no_compute):
 
 
 def test_unknown_names_anywhere_are_config_errors_with_close_matches(no_compute):
-    from earlytrain import connectivity, saturation, uv_phases
+    from earlytrain.analyses import connectivity, saturation
+    from earlytrain.uv import phases as uv_phases
     cases = [
         (lambda: sweep.from_params(**dict(OK, widht=4)), "parameters", "'width'"),
         (lambda: sweep.SweepConfig(train={"sharpness_iter": 5}), "train", "'sharpness_iters'"),
@@ -187,7 +188,7 @@ def test_nested_config_of_the_wrong_type():
 
 
 def test_uv_configs_check_values():
-    from earlytrain import uv_phases
+    from earlytrain.uv import phases as uv_phases
     ok = uv_phases.EarlyConfig(widths=np.array([2, 4]), y=np.float32(0.5), x_max=np.float64(1.0))
     assert ok.widths == (2, 4)
     assert uv_phases.CatapultConfig(ks=np.array([2.5, 3.0])).ks == (2.5, 3.0)

@@ -21,8 +21,10 @@ Modules (one job each):
   cluster   -- where a sweep's points are computed: this process or a Dask cluster.
   jaxcache  -- the project's JAX persistent compilation cache setting.
   memory    -- the memory a point needs, checked before compute; batch sizes from the device.
-  uv        -- the exactly solvable uv model (two-layer linear net, one example).
-  plotting  -- figure builders (return matplotlib Figures; captions live in the book).
+  uv/       -- the exactly solvable uv model: model (the map), phases (its sweeps).
+  analyses/ -- connectivity, saturation, regimes, robustness, generalisation.
+  book/     -- the book's support: claims, plotting (figure builders: return Figures;
+               captions live in the book), params, provenance, sphinxext, pages.
 """
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ and a re-run reads the cache. ``scheduler`` (or ``EARLYTRAIN_SCHEDULER``) comput
 Dask cluster with the same numbers; a script that starts one needs ``if __name__ == "__main__":``.
 
 The Datasets are those of ``sweep``: ``phase_diagram`` returns exactly what ``sweep.phase_sweep``
-returns for the book's chapters (dims depth, width, seed), so ``earlytrain.plotting`` draws it.
+returns for the book's chapters (dims depth, width, seed), so ``earlytrain.book.plotting`` draws it.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ The code hash of a cached function is that of the source of its module and of ev
 this package it imports, directly or not (read statically from the ``import`` statements:
 ``module_deps``), so an edit to the physics recomputes exactly the results it can change:
 an edit to ``train.py`` recomputes the network sweeps but not the uv model's, and an edit to a
-figure (``plotting/``, never imported by a computing module) recomputes nothing. jupyter-cache
+figure (``book/plotting/``, never imported by a computing module) recomputes nothing. jupyter-cache
 only hashes notebook cells; this closes that gap. ``CODE_HASH`` hashes every computing module.
 
 Layout: ``<root>/<name>/<key16>.nc`` (netCDF via h5netcdf; the config and the full key are also
@@ -34,7 +34,7 @@ Environment: ``EARLYTRAIN_RESULTS`` moves the root (default ``<repo>/results``);
 Provenance: every result a cached function returns is noted (``SERVED``, in this process: its
 file, whether it was computed or read, its compute time) and, with ``EARLYTRAIN_RESULTS_LOG`` set
 to a file, appended to it as one JSON line (the book build gives each chapter its log:
-``earlytrain.provenance``, ``scripts/bookexec.py``).
+``earlytrain.book.provenance``, ``scripts/bookexec.py``).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _code_hash() -> str:
     h = hashlib.sha256()
     for path in sorted(_PKG.rglob("*.py")):
         rel = path.relative_to(_PKG).as_posix()
-        if rel.startswith("plotting/"):
+        if rel.startswith("book/plotting/"):
             continue
         h.update(rel.encode())
         h.update(path.read_bytes())
@@ -125,7 +125,7 @@ def _direct_deps(mod: str) -> frozenset:
 
 
 def module_deps(mod: str) -> tuple:
-    """``mod`` (e.g. "saturation" or "earlytrain.saturation") and every module of this package it
+    """``mod`` (e.g. "saturation" or "earlytrain.analyses.saturation") and every module of this package it
     imports, directly or not: sorted dotted names relative to the package."""
     mod = mod.partition(".")[2] if mod.split(".")[0] == "earlytrain" else mod
     seen, todo = set(), [mod]
@@ -353,6 +353,13 @@ def _load_checked(path: Path, key: str, cfg: Any, code: str, heal: bool) -> xr.D
     return ds
 
 
+def _short_module(module: str) -> str:
+    """The default result name's module part: the path below earlytrain (``uv.phases``), else the
+    last component (a user's module)."""
+    head, _, rest = module.partition(".")
+    return rest if head == "earlytrain" and rest else module.rsplit(".", 1)[-1]
+
+
 def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable[[Any], xr.Dataset]:
     """Wrap ``fn(cfg) -> xr.Dataset`` so its result is computed once per (cfg, code).
 
@@ -360,7 +367,7 @@ def cached(fn: Callable[[Any], xr.Dataset], name: str | None = None) -> Callable
     whose ``attrs['cache_path']`` says where it lives. See the module docstring for how a
     damaged, foreign or incomplete entry is healed and how concurrent callers share one compute.
     """
-    name = name or f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}"
+    name = name or f"{_short_module(fn.__module__)}.{fn.__qualname__}"
     in_pkg = fn.__module__.split(".")[0] == "earlytrain"
 
     def sidecar_for(cfg, key, code, wall, created):

@@ -60,9 +60,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from earlytrain import connectivity, saturation, uv, uv_phases
-
 from . import cache, data, hessian, losses, memory, models, sweep
+from .analyses import connectivity, saturation
+from .uv import model as uv, phases as uv_phases
 from .errors import check
 # PointCost, TYPICAL_MATVECS and parameters are re-exported: the estimate's callers read them here
 from .work import PointCost, TYPICAL_MATVECS, count_point, evaluations_per_seed, fmt_seconds, parameters  # noqa: F401

@@ -1,5 +1,5 @@
 """The grid c = 2^x, x = x_min, x_min + x_step, ... <= x_max, on which every critical constant is
-searched, for the networks (``sweep.SweepConfig``) and for the uv model (``uv_phases``) alike.
+searched, for the networks (``sweep.SweepConfig``) and for the uv model (``uv.phases``) alike.
 
 One construction and one validation for both, so that a grid means the same thing everywhere.
 What differs between the two is how many points a grid may sensibly have, because a point costs

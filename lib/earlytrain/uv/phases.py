@@ -1,4 +1,4 @@
-"""Sweeps and critical constants of the uv model (``earlytrain.uv``), as xarray Datasets.
+"""Sweeps and critical constants of the uv model (``earlytrain.uv.model``), as xarray Datasets.
 
 Every sweep takes a frozen, validated config dataclass (bad values raise ConfigError before any
 compute) and returns an ``xarray.Dataset``; wrap it in ``cache.cached`` to compute it once.
@@ -29,9 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import cluster, uv
-from .errors import as_tuple, check, check_choice, check_int, check_positive, check_real, is_real, strict_init
-from .grid import MAX_POINTS_UV, check_grid, x_grid
+from .. import cluster
+from . import model as uv
+from ..errors import as_tuple, check, check_choice, check_int, check_positive, check_real, is_real, strict_init
+from ..grid import MAX_POINTS_UV, check_grid, x_grid
 
 
 def _tuple_of_widths(widths) -> tuple:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import check, check_positive
+from ..errors import check, check_positive
 
 REGIME_NAMES = ("early transient", "intermediate saturation", "progressive sharpening",
                 "edge of stability")

@@ -229,7 +229,7 @@ def directory() -> Path | None:
 
 def default_directory() -> Path:
     """Where the report reads by default: $EARLYTRAIN_CLAIMS or <repo>/_build/claims."""
-    return directory() or Path(__file__).resolve().parents[3] / "_build" / "claims"
+    return directory() or Path(__file__).resolve().parents[4] / "_build" / "claims"
 
 
 def start(chapter: str, scale: str) -> None:

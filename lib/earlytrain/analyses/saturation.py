@@ -39,9 +39,9 @@ import xarray as xr
 from scipy.signal import savgol_filter
 from tqdm.auto import tqdm
 
-from . import cache, sweep, train
-from .errors import as_config, check, check_int, check_positive, check_real, is_real, strict_init
-from .sweep import SweepConfig
+from .. import cache, sweep, train
+from ..errors import as_config, check, check_int, check_positive, check_real, is_real, strict_init
+from ..sweep import SweepConfig
 
 
 def _default_sweep() -> SweepConfig:

@@ -84,7 +84,7 @@ def claim(**kw) -> Claim:
     if c.kind not in KINDS:
         raise ValueError(f"claim {c.id!r}: kind must be one of {KINDS}, got {c.kind!r}")
     if not isinstance(c.check, Rule):
-        raise TypeError(f"claim {c.id!r}: check must be a Rule of earlytrain.claims.rules")
+        raise TypeError(f"claim {c.id!r}: check must be a Rule of earlytrain.book.claims.rules")
     REGISTRY[c.id] = c
     return c
 
@@ -483,7 +483,7 @@ claim(id="kb-xent-drop", paper="kb", where="App. F, I, Def. 4", chapter=CH7, fig
 claim(id="kb-four-regimes", paper="kb", where="Sec. 1, Fig. 1", chapter=CH8, figure="fig-reg-four",
       statement="The sharpness goes through an early transient, intermediate saturation, progressive sharpening "
       "and the edge of stability, in this order.", quote=NOQ, quantity="the steps at which saturation, "
-      "sharpening and the edge of stability start (rule of earlytrain.regimes)", expected="all three, in order",
+      "sharpening and the edge of stability start (rule of earlytrain.analyses.regimes)", expected="all three, in order",
       rule="reproduced if all three are reached in order; partly if saturation then sharpening are and the edge "
       "of stability is not reached within the run; not reproduced if any two are out of order or there is no "
       "saturation; saturation without sharpening within the run: not at this scale", check=FourRegimes())

@@ -2,7 +2,7 @@
 
 * **A data line under every figure.** ``{glue:figure}`` is myst-nb's directive with the glue key
   kept on the figure node. When a page is written, each such figure gets one line, from the
-  chapter's manifest (``earlytrain.provenance``, ``<provenance dir>/<chapter>.json``): links to the
+  chapter's manifest (``earlytrain.book.provenance``, ``<provenance dir>/<chapter>.json``): links to the
   figure's drawn values and to the results-cache files behind it (netCDF and JSON sidecar), the
   library call that drew it, and the claims recorded for it (the chapter's claims file, records
   whose ``figure`` is the figure's label), each linked to its row of the report. The files are
@@ -200,7 +200,7 @@ def on_doctree_resolved(app, doctree, docname: str) -> None:
         rec = manifest.get(key) if manifest is not None else None
         if manifest is not None and rec is None:
             logger.warning(f"{docname}: figure {key!r} is not in {prov / (chapter + '.json')} (it is glued "
-                           "without earlytrain.provenance.figure?)", type="earlytrain")
+                           "without earlytrain.book.provenance.figure?)", type="earlytrain")
         fig += data_line(app, docname, chapter, key, label, rec, claims)
 
 

@@ -1,11 +1,11 @@
 """Figure builders for the uv-model chapters. Each returns a matplotlib Figure (no show, no
-titles, no file writes); inputs are the Datasets of ``earlytrain.uv_phases``."""
+titles, no file writes); inputs are the Datasets of ``earlytrain.uv.phases``."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..uv import loss_on_plane
+from ...uv.model import loss_on_plane
 from .style import CONSTANT_COLORS, PHASE_COLORS, detach
 
 _WIDTH_CMAP = plt.get_cmap("viridis")
@@ -60,7 +60,7 @@ def _phase_panel(ax, ds, names, labels, theory=None, theory_label=None):
 
 
 def phase_diagrams(ds, theory=None):
-    """Paper Fig. 7(a-c). ds: ``uv_phases.early_sweep``; theory: (widths, k_loss) drawn in (b), (c)."""
+    """Paper Fig. 7(a-c). ds: ``uv.phases.early_sweep``; theory: (widths, k_loss) drawn in (b), (c)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     _phase_panel(axes[0], ds, ["c_loss", "c_sharp", "c_max"],
                  [r"$c_{loss}$", r"$c_{sharp}$ ($\lambda^H_{max}$)", r"$c_{max}$"])
@@ -103,7 +103,7 @@ def kloss_theory(ds, widths_fine, theory_fine, first_step=None):
 def landscape(paths_list, levels=12):
     """Paper Fig. 8: GD paths (dots) and the straight line theta_0 -> theta_T (dashed) in the
     (tr H, rho) plane over contours of log L (exact on this plane). One panel per Dataset of
-    ``uv_phases.landscape_paths``; pass them as a list of (title, Dataset, k)."""
+    ``uv.phases.landscape_paths``; pass them as a list of (title, Dataset, k)."""
     n = len(paths_list)
     ncol = 2
     fig, axes = plt.subplots(int(np.ceil(n / ncol)), ncol, figsize=(11, 4.0 * int(np.ceil(n / ncol))),
@@ -134,7 +134,7 @@ def landscape(paths_list, levels=12):
 
 def saturation(sat):
     """Paper Fig. 10: chi = lambda_T/lambda_0 and its Savitzky-Golay derivatives against k, per width,
-    with k_crit marked. sat: ``uv_phases.savgol_critical`` output."""
+    with k_crit marked. sat: ``uv.phases.savgol_critical`` output."""
     widths = list(sat.width.values)
     colors = _width_colors(widths)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
@@ -189,7 +189,7 @@ def zero_init(ds_ntp, ds_zero_1, ds_zero_T, theory_fn=None):
 
 
 def regimes(traj, extra_lines=None):
-    """Catapult regimes: loss and eta*lambda against step for each k of ``uv_phases.trajectories_at_k``."""
+    """Catapult regimes: loss and eta*lambda against step for each k of ``uv.phases.trajectories_at_k``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.get_cmap("plasma")(np.linspace(0, 0.8, traj.sizes["k"]))
     for c, k in zip(colors, traj.k.values):
@@ -274,7 +274,7 @@ def fixed_points(orbits, y, gamma):
 
 
 def bifurcation(ds):
-    """Late-time eta*lambda against eta (``uv_phases.bifurcation``), with eta_c marked."""
+    """Late-time eta*lambda against eta (``uv.phases.bifurcation``), with eta_c marked."""
     fig, ax = plt.subplots(figsize=(9, 4.6))
     lr = np.repeat(ds.lr.values, ds.sizes["sample"])
     ax.plot(lr, ds.lr_lam.values.ravel(), ",", color="k", alpha=0.6)

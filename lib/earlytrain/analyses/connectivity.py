@@ -33,11 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import cache, losses, search, sweep, train
-from .errors import as_config, check, check_int, check_real, strict_init
-from .models import Model
-from .phases import runs_diverge
-from .sweep import SweepConfig
+from .. import cache, losses, search, sweep, train
+from ..errors import as_config, check, check_int, check_real, strict_init
+from ..models import Model
+from ..phases import runs_diverge
+from ..sweep import SweepConfig
 
 
 @strict_init

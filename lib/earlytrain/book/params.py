@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import ConfigError, close_matches
+from ..errors import ConfigError, close_matches
 
 INJECTED_MARKER = "# Parameters"  # first line of papermill's injected cell (its Python translator)
 PAPERMILL_NAMES = "PAPERMILL_"    # papermill's own (--inject-paths: PAPERMILL_INPUT_PATH, ...)

@@ -17,7 +17,7 @@ notebook without the outputs it took from the jupyter cache, so the outputs are 
 the book's cache when it holds them (else the notebook is offered without outputs). Either way
 it keeps its ``parameters`` cell, so papermill runs it as the README describes.
 
-Enabled in _config.yml (``sphinx.extra_extensions: [..., earlytrain.book_pages]``).
+Enabled in _config.yml (``sphinx.extra_extensions: [..., earlytrain.book.pages]``).
 """
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import data as data_mod
-from . import losses, models, train
-from .errors import check
-from .sweep import SweepConfig
+from .. import data as data_mod
+from .. import losses, models, train
+from ..errors import check
+from ..sweep import SweepConfig
 
 
 @dataclass(frozen=True)

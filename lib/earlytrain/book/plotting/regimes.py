@@ -1,5 +1,5 @@
 """The four regimes of training in one long run (Fig. 1) and the edge of stability up close; the
-rule that places the regime boundaries is ``earlytrain.regimes``. Each builder returns a Figure:
+rule that places the regime boundaries is ``earlytrain.analyses.regimes``. Each builder returns a Figure:
 no show(), no file writes, no titles."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from ..regimes import REGIME_NAMES, Regimes
+from ...analyses.regimes import REGIME_NAMES, Regimes
 from .style import detach
 
 REGIME_COLORS = ("#c6dbef", "#d9d9d9", "#fdd0a2", "#fcbba1")
@@ -15,7 +15,7 @@ REGIME_COLORS = ("#c6dbef", "#d9d9d9", "#fdd0a2", "#fcbba1")
 
 def four_regimes(ds: xr.Dataset, lr: float, regimes: Regimes) -> plt.Figure:
     """Fig. 1: sharpness (top) and loss (bottom) against step t + 1 on a log axis, with the
-    edge-of-stability line 2 / eta and the regimes of ``earlytrain.regimes.regime_boundaries`` as shaded spans.
+    edge-of-stability line 2 / eta and the regimes of ``earlytrain.analyses.regimes.regime_boundaries`` as shaded spans.
 
     ds: one trajectory over (step,) with variables sharpness (NaN where not measured) and loss.
     """

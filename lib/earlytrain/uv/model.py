@@ -38,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .errors import check, check_choice, check_int, check_positive
+from ..errors import check, check_choice, check_int, check_positive
 
 PARAMETERIZATIONS = ("ntp", "mup", "zero")
 DIV_THRESHOLD = 1e5  # K of Definition 1: a run whose loss exceeds K has diverged [C]

@@ -12,14 +12,14 @@ records, for the book build, which results are behind it:
   from its artists in data coordinates, saved as a small netCDF file (with the axes' labels).
   A figure computed in the chapter without the results cache has only this file; it is also the
   reduced file linked instead of a result larger than ``MAX_SHIP_BYTES``;
-* the **library call that drew it** (``earlytrain.plotting.uv.phase_diagrams``), read from the
+* the **library call that drew it** (``earlytrain.book.plotting.uv.phase_diagrams``), read from the
   calling cell: the call that made the figure object passed in.
 
 With ``EARLYTRAIN_PROVENANCE`` (a directory) and ``EARLYTRAIN_CHAPTER`` set, as the book build sets
 them for each chapter (``scripts/bookexec.py``), the record goes to
 ``<dir>/<chapter>.json`` (the manifest) and the drawn values to ``<dir>/<chapter>/<key>.drawn.nc``.
 Without them (a chapter run by plain papermill) nothing is written. The book's Sphinx extension
-(``earlytrain.sphinxext``) puts a one-line data link under each figure from the manifests, copies
+(``earlytrain.book.sphinxext``) puts a one-line data link under each figure from the manifests, copies
 the files into the HTML and links the claim records of the figure to the report.
 
 The execution page (``book/build_info.md``) calls :func:`build_page`: per chapter, whether this
@@ -43,14 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cache
+from .. import cache
 
 DIR_ENV = "EARLYTRAIN_PROVENANCE"
 CHAPTER_ENV = "EARLYTRAIN_CHAPTER"
 BUILD_T0_ENV = "EARLYTRAIN_BUILD_T0"
 SCHEMA = 1
 MAX_SHIP_BYTES = 20 * 2**20  # a result larger than this is not copied into the HTML (20 MiB)
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 _FIGURES: dict[str, dict] = {}  # this process's figures, in order of recording
 _MARK = [0]  # position in cache.SERVED after the previous figure
@@ -187,7 +187,7 @@ def drawn_values(fig, key: str = ""):
                     {**axattrs, "extent": str(list(im.get_extent()))})
     ds = xr.Dataset(vars_)
     ds.attrs.update(figure=key, note="the values this figure draws, read back from its artists in data "
-                    "coordinates (earlytrain.provenance.drawn_values); the results behind it are linked beside it")
+                    "coordinates (earlytrain.book.provenance.drawn_values); the results behind it are linked beside it")
     return ds
 
 
