@@ -148,3 +148,11 @@ def test_shared_helpers_are_public_and_in_one_place():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert not [a.name for a in node.names if a.name.startswith("_")], path.name
+
+
+def test_not_run_figure_says_why():
+    from earlytrain.book.plotting import style
+
+    fig = style.not_run("not run (depth_extra = 0)")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["not run (depth_extra = 0)"] and not fig.axes[0].axison

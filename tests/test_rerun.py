@@ -214,7 +214,7 @@ def test_uv_sweeps_are_estimated_from_their_map_steps(monkeypatch, capsys):
     assert estimate.uv_cost(early.replace(refine=0), "e", cal).compiles == 1
     cat = estimate.uv_cost(uv_phases.CatapultConfig(widths=(16,), ks=(2.5, 3.0), n_init=4, steps=50), "cat", cal)
     assert cat.run_steps == [4 * 2 * 50]
-    sat = estimate.uv_cost(uv_phases.SaturationConfig(widths=(4, 16, 64), n_init=4, x_min=0.0, x_max=1.0,
+    sat = estimate.uv_cost(uv_phases.UVSaturationConfig(widths=(4, 16, 64), n_init=4, x_min=0.0, x_max=1.0,
                                                       x_step=0.5, steps=20, window=5), "sat", cal)
     assert sat.run_steps == [4 * 3 * 20] * 3
     bif = estimate.uv_cost(uv_phases.BifurcationConfig(n_lr=10, steps=30, keep=5), "bif", cal)

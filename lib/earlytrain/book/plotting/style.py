@@ -39,3 +39,14 @@ def detach(fig):
     import matplotlib.pyplot as plt
     plt.close(fig)
     return fig
+
+
+def not_run(why: str):
+    """A small figure that says a section did not run, and why (a preset set its size to 0): the
+    page keeps its figure slot, and the reader sees the reason instead of a missing image."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, why, ha="center", va="center")
+    ax.axis("off")
+    return fig
