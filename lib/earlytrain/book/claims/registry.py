@@ -354,6 +354,13 @@ claim(id="kb-chi-stage1", paper="kb", where="Sec. 3", chapter=CH5, figure="fig-0
       quote="[I: the paper's sentence is not available; the issue's reading of Sec. 3: 'in stage (1) ... chi falls with d and "
       "1/w']", quantity="chi at the smallest c of the grid, per width", expected="decreasing in 1/w",
       rule=DOWN, check=Trend(-1))
+claim(id="kb-chi-stage1-depth", paper="kb", where="Sec. 3", chapter=CH5, figure="fig-05-depth",
+      statement="In stage (1) of intermediate saturation (sub-critical c), chi falls with d.",
+      quote="[I: the paper's sentence is not available; the issue's reading of Sec. 3: 'in stage (1) ... chi falls "
+      "with d and 1/w']", quantity="chi at the smallest c of the grid at the narrowest width, per initialisation "
+      "(the same seeds), at depth d and at the added depth depth_extra", expected="decreasing in d",
+      rule=DOWN.replace("log x", "log d") + " (2 depths: the one step judged on the initialisations); no added "
+      "depth (depth_extra = 0): not at this scale", check=Trend(-1, min_points=2))
 claim(id="kb-ccrit-depth", paper="kb", where="Sec. 3, App. I", chapter=CH5, figure="fig-05-depth",
       statement="c_crit ~ 2 at a larger depth too: it is roughly independent of d.",
       quote="KB Sec. 3, Fig. 5 [P]: 'c_crit ~ 2 for MSE across architectures'; KB App. I [P]: 'c_crit ~ 2 (MSE), "
