@@ -302,7 +302,8 @@ def read_costs(root: Path) -> dict[str, float]:
 
 
 def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
-    """Write the execution times of ``chapters`` that executed without error into the cost file
+    """Write the execution times of ``chapters`` that executed without error and computed every
+    result they used (none read from the results cache: such a time is what a fresh clone pays) into the cost file
     (whole seconds; an entry is kept when the new time is within REFRESH_TOLERANCE of it).
     Only a root that has the file's directory (the book's ``book/params``) gets one. Returns the
     docnames whose entry changed."""
@@ -318,8 +319,8 @@ def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
     seconds = dict(old)
     changed = []
     for ch in chapters:
-        if ch.error or ch.seconds is None:
-            continue
+        if ch.error or ch.seconds is None or ch.cached_results:
+            continue  # failed, or served partly by the results cache: not what a fresh clone pays
         prev = old.get(ch.name)
         if prev is None or abs(ch.seconds - prev) > REFRESH_TOLERANCE * max(prev, 1.0):
             seconds[ch.name] = round(ch.seconds)
@@ -357,6 +358,7 @@ class Chapter:
     error: str | None = None        # exc_string of a failed execution
     report: bool = False            # reads the chapters' claims: executes after them
     claims_hash: str | None = None  # (report) the claims files it was executed with
+    cached_results: int = 0         # results this build's execution read from the results cache
 
     @property
     def short(self) -> str:
@@ -469,8 +471,23 @@ def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str
         err, exc, secs = e, traceback.format_exc(), time.perf_counter() - start
     if err is not None:
         exc = f"{_failing_cell(nb)}\n{exc}"
-    return {"nb": nbformat.writes(nb), "seconds": secs,
+    return {"nb": nbformat.writes(nb), "seconds": secs, "cached_results": cached_results_read(prov, path),
             "error": None if err is None else f"{type(err).__name__}", "exc_string": exc}
+
+
+def cached_results_read(prov: str | None, path) -> int:
+    """How many results the chapter's execution read from the results cache (its results log,
+    ``<prov>/<stem>.results.jsonl``, entries with ``computed: false``); 0 without a log."""
+    log_file = Path(prov) / f"{Path(path).stem}.results.jsonl" if prov else None
+    if log_file is None or not log_file.is_file():
+        return 0
+    n = 0
+    for line in log_file.read_text().splitlines():
+        try:
+            n += json.loads(line).get("computed") is False
+        except (ValueError, AttributeError):
+            continue
+    return n
 
 
 def _failing_cell(nb: nbformat.NotebookNode) -> str:
@@ -562,6 +579,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
                         out = {"seconds": time.perf_counter() - start, "error": type(e).__name__,
                                "exc_string": f"worker process failed: {e!r}"}
                     ch.seconds = out["seconds"]
+                    ch.cached_results = out.get("cached_results", 0)
                     try:  # newer than Sphinx's last read: the page is read again
                         os.utime(ch.path)
                     except OSError as e:

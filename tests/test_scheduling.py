@@ -78,10 +78,19 @@ def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
     path = root / bookexec.COSTS_FILE
     path.write_text(json.dumps({"about": "kept", "seconds": {"a": 100, "b": 100}}))
     ch = lambda name, secs, err=None: bookexec.Chapter(Path(name), name, {}, seconds=secs, error=err)  # noqa: E731
+    warm = bookexec.Chapter(Path("a"), "a", {}, seconds=7.0, cached_results=12)
     changed = bookexec.refresh_costs(root, [ch("a", 110.4), ch("b", 160.2), ch("c", 20.0), ch("d", 5.0, "Boom")])
     assert changed == ["b", "c"]
+    assert bookexec.refresh_costs(root, [warm]) == [], "a run served by the results cache is not a fresh clone's cost"
     doc = json.loads(path.read_text())
     assert doc["about"] == "kept"
     assert doc["seconds"] == {"a": 100, "b": 160, "c": 20}, "within 15 %: kept; a failed chapter: not recorded"
     path.write_text("not json")
     assert bookexec.read_costs(root) == {}, "an unreadable file never fails the build"
+
+
+def test_cached_results_read_counts_the_results_log(tmp_path):
+    (tmp_path / "01_x.results.jsonl").write_text('{"computed": true}\n{"computed": false}\n{"computed": false}\nnot json\n')
+    assert bookexec.cached_results_read(str(tmp_path), "book/01_x.md") == 2
+    assert bookexec.cached_results_read(str(tmp_path), "book/02_y.md") == 0
+    assert bookexec.cached_results_read(None, "book/01_x.md") == 0
