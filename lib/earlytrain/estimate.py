@@ -7,10 +7,7 @@
   the sharpness indicator (none above ``c_sharp_max_width``). Upper bounds from the search over the
   ``n`` points of the c grid: "grid" evaluates every point, "bisect" ceil(log2(n + 1)) points plus
   a spot check of 2, "coarse_to_fine" ceil(n / stride) + stride - 1 plus 2; the loss and
-  divergence searches share their runs (memoised) but are counted apart, so the bound holds. The
-  c_sharp bisection probes high (``sweep.sharp_split``): at most ``search.bisect_evaluations``
-  runs, of which, typically, as many as a plain bisection's are measured at every step and the
-  others decided (and stopped) at a first measurement.
+  divergence searches share their runs (memoised) but are counted apart, so the bound holds.
 * Hessian-vector products: lambda_0 (at most ``2 sharpness_iters`` per seed) and every measured step
   of a sharpness run (at most ``sharpness_iters``; TYPICAL_MATVECS, the median measured along the
   book's warm-started trajectories, is what the time uses).

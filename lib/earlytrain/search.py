@@ -13,7 +13,8 @@ the indicator is monotone in c (False ... False True ... True), two cheaper sear
   evaluation that comes out True costs much less than one that comes out False (a c_sharp search
   run is decided, and stops, at its first measurement above the threshold; one that stays False is
   measured at every step), probing high makes the cheap outcome the likely one
-  (``cost_split``). The answer is the same first True index whenever the indicator is monotone.
+  (``cost_split``). The answer is the same first True index whenever the indicator is monotone,
+  and may differ where it is not: ``sweep.critical_point`` therefore bisects at 1/2 (bench/README.md).
 
 ``evaluate(idx)`` takes an int array [S, K] (K grid indices for each of S seeds) and returns a
 bool array [S, K]. Searches return, per seed, the first True index in [0, n], where n means "not
@@ -47,8 +48,7 @@ class NonMonotoneWarning(UserWarning):
 
 # a sweep's c_sharp search run that stays False (measured at every step) costs about this many
 # runs decided True (at their first measurement above the threshold, then stopped): ~0.8 s against
-# ~0.07 s at the book's settings (bench/bench_engine.py part 3's point). sweep.critical_point
-# bisects c_sharp at cost_split(1, UNDECIDED_RUN_COST) when runs stop at their decision.
+# ~0.07 s at the book's settings (bench/bench_engine.py part 3's point): cost_split(1, this) = 0.85.
 UNDECIDED_RUN_COST = 12.0
 
 

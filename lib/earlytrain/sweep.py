@@ -287,19 +287,14 @@ def _build(model_cfg) -> models.Model:
     return models.build(model_cfg)
 
 
-def sharp_split(cfg: SweepConfig) -> float:
-    """Where the c_sharp bisection of ``critical_point`` probes its bracket: with the early exit a
-    run decided True is cheap and one that stays False is not (``search.UNDECIDED_RUN_COST``), so
-    ``search.cost_split`` of the two; without it, 1/2 (plain bisection)."""
-    return search.cost_split(1.0, search.UNDECIDED_RUN_COST) if cfg.train.sharpness_early_exit else 0.5
-
-
 def critical_point(cfg: SweepConfig) -> xr.Dataset:
     """Critical constants for the single (depth, width) of ``cfg`` -> Dataset over (seed,).
 
-    With the early exit (``TrainConfig.sharpness_early_exit``), the c_sharp bisection probes
-    where its cheap outcome is likely (``sharp_split``):
-    the same grid point wherever the indicator is monotone, fewer runs measured at every step."""
+    Every search is a plain bisection (``cfg.search``). A split bisection that probes c_sharp high,
+    where a run is cheap (``search.cost_split``), was tried and withdrawn: it finds the same grid
+    point only where the indicator is monotone, and the book's sharpness indicators are not always
+    (chapter 10's LayerNorm MLP, w = 256, seed 2: the full grid and the plain bisection give
+    c_sharp = 1.19, the split search 5.66; bench/README.md)."""
     (depth,), (width,) = cfg.depths, cfg.widths
     pt = Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
@@ -307,9 +302,7 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
     i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        split = sharp_split(cfg)
-        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp",
-                       split=split)
+        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp")
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
         c_sharp = np.full(S, np.nan)

@@ -70,19 +70,14 @@ def parameters(cfg, depth: int, width: int) -> int:
 
 
 def count_point(cfg, depth: int, width: int) -> PointCost:
-    """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds;
-    its c_sharp bisection probes where ``sweep.sharp_split`` says)."""
+    """Runs, steps and products of ``sweep.critical_point`` at (depth, width) of ``cfg`` (bounds)."""
     S, n, T, k = len(cfg.seeds), len(cfg.c_grid), cfg.train.num_steps, cfg.train.sharpness_iters
     per = evaluations_per_seed(n, cfg.search, cfg.stride)
     loss_runs = S * (n if cfg.search == "grid" else min(n, 2 * per))
     sharp = cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width
-    split = search.cost_split(1.0, search.UNDECIDED_RUN_COST) if cfg.train.sharpness_early_exit else 0.5
-    sharp_runs = S * evaluations_per_seed(n, cfg.search, cfg.stride, split) if sharp else 0
+    sharp_runs = S * per if sharp else 0
     measured = int(train.sharpness_steps(cfg.train.replace(measure_sharpness=True)).sum())
-    # typical: as many runs measured at every step as a plain search spends; the split search's
-    # further runs are decided, and stop, at a first measurement (counted as one)
-    full = S * per if sharp else 0
-    measurements = S + full * measured + (sharp_runs - full)
+    measurements = S + sharp_runs * measured  # at most: a run decided early stops measuring
     typical = k if cfg.train.sharpness_method == "power" else min(k, TYPICAL_MATVECS)
     return PointCost(depth, width, parameters(cfg, depth, width), loss_runs, sharp_runs,
                      (loss_runs + sharp_runs) * T, matvecs_max=S * 2 * k + sharp_runs * measured * k,
