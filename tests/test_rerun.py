@@ -90,17 +90,23 @@ def _rerun():
     return rerun_chapter
 
 
-def test_rerun_estimates_the_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))  # the estimate does not depend on what is cached here
-    """Chapter 01's paper preset: its two sweeps are costed from the chapter's own configuration
-    cells, and without a terminal (and without YES=1) nothing starts."""
+def _rerun_paper_preset_without_terminal(monkeypatch, capsys, chapter):
+    """``make rerun`` of ``chapter``'s paper preset, no YES=1 and no terminal, with a fake
+    calibration and the chapter's start recorded instead of run: (exit code, start calls, stdout)."""
     rr = _rerun()
     monkeypatch.setattr(rr.estimate_module(), "calibrate", lambda cfg: _fake_calibration())
     calls = []
     monkeypatch.setattr(rr.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
     monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: False, raising=False)
-    rc = rr.main("01_phase_diagram", str(ROOT / "book/params/01_phase_diagram/paper.yaml"), yes=False)
-    out = capsys.readouterr().out
+    rc = rr.main(chapter, str(ROOT / f"book/params/{chapter}/paper.yaml"), yes=False)
+    return rc, calls, capsys.readouterr().out
+
+
+def test_rerun_estimates_the_paper_preset_and_does_not_start_it_unasked(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))  # the estimate does not depend on what is cached here
+    """Chapter 01's paper preset: its two sweeps are costed from the chapter's own configuration
+    cells, and without a terminal (and without YES=1) nothing starts."""
+    rc, calls, out = _rerun_paper_preset_without_terminal(monkeypatch, capsys, "01_phase_diagram")
     assert rc == 3 and not calls, "not started"
     assert "cfg_width: phase sweep on mnist (fcn), 4 points" in out
     assert "cfg_depth: phase sweep on fashion_mnist (fcn), 12 points" in out
@@ -171,14 +177,8 @@ def test_rerun_estimates_the_connectivity_paper_preset_and_does_not_start_it_una
     counted once though the chapter also holds the phase sweep's config) is costed, with a fake
     calibration, and without a terminal (and without YES=1) nothing starts."""
     monkeypatch.setenv("EARLYTRAIN_RESULTS", str(tmp_path))
-    rr = _rerun()
-    est = rr.estimate_module()
-    monkeypatch.setattr(est, "calibrate", lambda cfg: _fake_calibration())
-    calls = []
-    monkeypatch.setattr(rr.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
-    monkeypatch.setattr(rr.sys.stdin, "isatty", lambda: False, raising=False)
-    rc = rr.main("04_loss_connectivity", str(ROOT / "book/params/04_loss_connectivity/paper.yaml"), yes=False)
-    out = capsys.readouterr().out
+    rc, calls, out = _rerun_paper_preset_without_terminal(monkeypatch, capsys, "04_loss_connectivity")
+    est = _rerun().estimate_module()
     assert rc == 3 and not calls, "not started"
     assert "cfg (its phase sweep): phase sweep on mnist (fcn), 4 points" in out
     assert "cfg (barrier search): barrier search on mnist (fcn), 4 points" in out

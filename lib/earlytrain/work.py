@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from . import data, memory, search, train
+from . import data, memory, train
 
 TYPICAL_MATVECS = 7        # products of one warm-started sharpness measurement (median 6.5 measured)
 # relative costs per (example x parameter), for weighting points against each other only (the
@@ -36,16 +36,14 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
-def evaluations_per_seed(n: int, strategy: str, stride: int, split: float = 0.5) -> int:
+def evaluations_per_seed(n: int, strategy: str, stride: int) -> int:
     """Upper bound on the c values one indicator's search evaluates per seed (grid of n points),
-    its spot check included; ``split``: where a bisection probes (``search.first_true``)."""
+    its spot check included (a bisection probes the middle of its bracket)."""
     if strategy == "grid":
         return n
     if strategy == "coarse_to_fine":
         return min(n, math.ceil(n / stride) + stride - 1 + 2)
-    if split == 0.5:
-        return min(n, math.ceil(math.log2(n + 1)) + 2)  # bisect
-    return min(n, search.bisect_evaluations(n, split) + 2)
+    return min(n, math.ceil(math.log2(n + 1)) + 2)  # bisect
 
 
 @dataclass
