@@ -23,7 +23,7 @@ bisection on the 0.1 grid) in a fresh process each, with a warm persistent compi
 sees): the library at --baseline-rev (a git worktree of that revision; default: before the search
 runs' early exit) and this tree in turn, --crit-repeats rounds: median wall and CPU times,
 products, and the constants per initialisation, which must be identical, also to those of this
-tree with ``sharpness_early_exit=False`` (the old code path, run once).
+tree with ``search_early_exit=False`` (the old code path, run once).
 
 Run:  .venv/bin/python bench/bench_engine.py [--parts 1 2 3] [--repeats 3] [--baseline-rev bb60475]
 """
@@ -155,7 +155,7 @@ CRIT = r"""
 import json, os, resource, sys, time
 t0 = time.perf_counter()
 from earlytrain import sweep
-extra = {} if os.environ.get("BENCH_EARLY_EXIT", "1") == "1" else {"sharpness_early_exit": False}
+extra = {} if os.environ.get("BENCH_EARLY_EXIT", "1") == "1" else {"search_early_exit": False}
 cfg = sweep.from_params(dataset="mnist", depths=[4], widths=[256], seeds=[1, 2, 3], n_train=4096,
                         n_measure=512, batch_size=512, num_steps=10, T1=10, x_min=0.0, x_max=6.0,
                         x_step=0.1, search="bisect", **extra)
@@ -173,7 +173,7 @@ print("RESULT " + json.dumps(out))
 def _crit_in(lib: Path, jax_cache: str = "", early_exit: bool = True) -> dict:
     """One critical_point in a fresh process, empty results cache; ``jax_cache``: the persistent
     compilation cache directory ('' = off), at the threshold the book and tests use;
-    ``early_exit`` False: ``sharpness_early_exit=False`` (a library that has it)."""
+    ``early_exit`` False: ``search_early_exit=False`` (a library that has it)."""
     with tempfile.TemporaryDirectory() as res:
         env = {**os.environ, "PYTHONPATH": str(lib), "EARLYTRAIN_RESULTS": res, "JAX_COMPILATION_CACHE_DIR": jax_cache,
                "EARLYTRAIN_DATA": str(et_data.data_dir()),  # a worktree has no data/

@@ -51,7 +51,7 @@ _ALT_TRAIN = dict(loss="xent", optimizer="gd", batch_size=256, num_steps=20, div
                   measure_sharpness=False, sharpness_every=2, sharpness_method="power",
                   sharpness_iters=10, sharpness_tol=1e-2, lambda0_tol=1e-3, sharpness_gap_bound=True, sgd_seed=2,
                   sharpness_per_decade=10, sharpness_warm_mix=0.0, matmul_precision="default",
-                  sharpness_early_exit=False, hvp_chunk=128)
+                  search_early_exit=False, hvp_chunk=128)
 
 
 def test_key_changes_with_every_config_field():

@@ -68,7 +68,7 @@ def _lowered(model, cfg: TrainConfig, decide=None) -> dict[str, str]:
     p1, a1 = jax.tree.map(lambda a: a[0], params), jax.tree.map(lambda a: a[0], aux)
     hvp = jax.jit(lambda p, v: train.measure_sharpness(model, p, a1, data.x_meas, data.y_meas, cfg, v))
     return {
-        "lambda_0": train.initial_sharpness.lower(model, params, aux, data, cfg).as_text(),
+        "lambda_0": train.initial_sharpness_batch.lower(model, params, aux, data, cfg).as_text(),
         "run (training steps and HVPs)": train.run_grid.lower(
             model, params, aux, lam0, c, data, batches, cfg, decide=decide).as_text(),
         "run (training steps only)": train.run_grid.lower(

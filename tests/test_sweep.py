@@ -232,17 +232,17 @@ BOOK = dict(seeds=[1, 2, 3], n_train=4096, n_measure=512, batch_size=512, num_st
 
 @pytest.mark.parametrize("dataset,depth,width", [("mnist", 4, 32), ("fashion_mnist", 8, 64)])
 def test_early_exit_gives_the_same_constants_on_the_books_settings(results, dataset, depth, width):
-    """``critical_point`` with the early exit (the default) against full measurements
-    (``sharpness_early_exit=False``, the engine before it) at the book's settings: the same
-    c_loss, c_sharp, c_max and lambda_0 per initialisation, the same loss runs, fewer
-    Hessian-vector products (recorded in n_sharpness_matvecs; the c_sharp bisection probes at
-    ``search.cost_split`` of its bracket with the early exit, so its runs differ), every
-    measurement that was not stopped by its decision converged. Catches: a decision threshold that
-    lets a run whose ratio stays below the indicator's boundary count as a rise (or the reverse), a
-    search run that skips a step it needs, a split bisection that lands elsewhere."""
+    """``critical_point`` with the early exit (the default) against full runs
+    (``search_early_exit=False``, the engine before it) at the book's settings: the same
+    c_loss, c_sharp, c_max and lambda_0 per initialisation, the same runs (the same probes),
+    fewer Hessian-vector products (recorded in n_sharpness_matvecs), every measurement that was
+    not stopped by its decision converged. Catches: a decision threshold that lets a run whose
+    ratio (of sharpness or loss) stays below the indicator's boundary count as a rise (or the
+    reverse), a search run that skips a step it needs, a loss run cut by its loss rise that is
+    then asked whether it diverged."""
     cfg = sweep.from_params(dataset=dataset, depths=[depth], widths=[width], **BOOK)
-    assert cfg.train.sharpness_early_exit and cfg.T1 == cfg.train.num_steps
-    full = sweep.critical_point(cfg.replace(train=cfg.train.replace(sharpness_early_exit=False)))
+    assert cfg.train.search_early_exit and cfg.T1 == cfg.train.num_steps
+    full = sweep.critical_point(cfg.replace(train=cfg.train.replace(search_early_exit=False)))
     early = sweep.critical_point(cfg)
     for name in ("c_loss", "c_sharp", "c_max", "c_max_censored", "lambda0"):
         np.testing.assert_array_equal(early[name].values, full[name].values, err_msg=name)
@@ -250,3 +250,21 @@ def test_early_exit_gives_the_same_constants_on_the_books_settings(results, data
     assert early.attrs["n_loss_runs"] == full.attrs["n_loss_runs"]
     assert early.attrs["n_sharpness_matvecs"] < full.attrs["n_sharpness_matvecs"]
     assert early.attrs["n_sharpness_unconverged"] == full.attrs["n_sharpness_unconverged"] == 0
+
+
+def test_critical_point_does_not_depend_on_the_cpu_threads(results, monkeypatch):
+    """``critical_point`` with one run at a time (``EARLYTRAIN_CPU_THREADS=1``) and with its runs
+    and its c_loss search in threads (3 threads): bit-identical constants, lambda_0 and costs.
+    Catches: memo entries crossed between the concurrent c_loss and c_sharp searches, a run
+    recorded under another seed or grid index, numbers that depend on the runs beside them."""
+    cfg = sweep.from_params(dataset="mnist", depths=[2], widths=[64], seeds=[1, 2, 3], n_train=512,
+                            n_measure=128, batch_size=128, num_steps=6, T1=6, x_min=0.0, x_max=6.0,
+                            x_step=0.2, search="bisect")
+    out = {}
+    for n in ("1", "3"):
+        monkeypatch.setenv("EARLYTRAIN_CPU_THREADS", n)
+        out[n] = sweep.critical_point(cfg)
+    for name in ("c_loss", "c_sharp", "c_max", "c_max_censored", "lambda0", "lambda0_matvecs"):
+        np.testing.assert_array_equal(out["3"][name].values, out["1"][name].values, err_msg=name)
+    assert out["3"].attrs == out["1"].attrs
+    assert np.isfinite(out["1"]["c_loss"].values).all() and np.isfinite(out["1"]["c_sharp"].values).all()

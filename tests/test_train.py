@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from earlytrain import losses, models, phases, train
+from earlytrain.errors import ConfigError
 from earlytrain.models import ModelConfig
 from earlytrain.train import TrainConfig
 from tracing import traces
@@ -333,7 +334,7 @@ def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batchi
     each run's decision; a run whose indicator is False is measured at every
     step 1..T1 exactly as before; a run decided True has the same records up to its decision
     step, there a Ritz value above the threshold and at most the full estimate (a lower bound),
-    and no product after it; no step after T1 is measured. Catches: a decision against the wrong
+    and no product after it; no step after T1 is computed. Catches: a decision against the wrong
     threshold (a ratio just below it), a decided run still spending products (under vmap: lanes
     that keep iterating), a skipped step in an undecided run, values recorded for skipped steps, a
     decided run that goes on training (its losses after the decision are NaN, not computed)."""
@@ -349,11 +350,12 @@ def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batchi
     dec = early.sharpness_decided
     steps = np.arange(T + 1)
     t_dec = np.where(dec.any(-1), np.argmax(dec, -1), T + 1)
-    trained = steps <= t_dec[..., None]  # a decided run computes nothing after its decision
+    # a decided run computes nothing after its decision, and no search run anything after T1
+    trained = (steps <= t_dec[..., None]) & (steps <= T1)
     np.testing.assert_array_equal(np.where(trained, early.diverged, False), np.where(trained, full.diverged, False))
     np.testing.assert_allclose(np.where(trained, early.loss, 0.0), np.where(trained, full.loss, 0.0), rtol=RTOL)
     assert np.all(np.isnan(early.loss[~trained])) and np.all(np.isnan(early.accuracy[~trained]))
-    at_decision = np.take_along_axis(early.diverged, np.minimum(t_dec, T)[..., None], -1)
+    at_decision = np.take_along_axis(early.diverged, np.minimum(t_dec, T1)[..., None], -1)
     assert (~trained).any(), "the test needs runs decided before their last step"
     assert np.all(early.diverged[~trained] == np.broadcast_to(at_decision, early.diverged.shape)[~trained])
     undecided = ~dec.any(-1)  # their loss and divergence indicators are those of the full runs
@@ -380,3 +382,109 @@ def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batchi
     assert saved > 0
     # a diverged step is never measured, with or without decide (its record is NaN either way)
     assert np.all(full.sharpness_matvecs[full.diverged] == 0)
+
+
+@pytest.mark.parametrize("indicator", ["loss_rise", "diverge"])
+def test_loss_runs_stop_once_their_indicator_is_decided(setup, indicator):
+    """A loss run of a search (``Decide(..., "loss_rise")`` / ``"diverge"``) against the full run:
+    c from a flat loss through a catapult to divergence at step 1, T1 < T. The indicator it answers
+    is identical run by run; "diverge" also answers the loss indicator; its recorded losses are the
+    full run's up to its last computed step, NaN after it; a run stops at its first loss above
+    ``loss_threshold`` ("loss_rise"), at divergence, and after T1. Catches: a decision against the
+    wrong threshold (a ratio just below the boundary counted as a rise), a run that goes on
+    computing after its decision, a skipped step before it, a "diverge" run cut at a loss rise."""
+    model, params, aux, lam0, data, batches = setup
+    T1 = T - 1
+    cfg = CFG.replace(measure_sharpness=False)
+    c = _c([0.1, 1.5, 2.5, 3.5, 5.0, 8.0, 1e5])
+    decide = train.Decide(T1, phases.rise_boundary(2, 0.0), indicator)
+    full = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, c, data, batches, cfg))
+    early = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, c, data, batches, cfg,
+                                                    decide=decide))
+    rise = {k: phases.loss_rises(t.loss, t.diverged, T1) for k, t in (("full", full), ("early", early))}
+    div = {k: phases.runs_diverge(t.diverged, T1) for k, t in (("full", full), ("early", early))}
+    np.testing.assert_array_equal(rise["early"], rise["full"])
+    assert rise["full"].any() and (~rise["full"]).any() and div["full"].any(), "the test needs both outcomes"
+    steps = np.arange(T + 1)
+    computed = ~np.isnan(early.loss)
+    # the last computed step: the first loss above the threshold ("loss_rise"), else the diverging
+    # step or T1 (a diverged step records NaN, and the run stops there)
+    thr = np.asarray(train.loss_threshold(jnp.asarray(full.loss[..., 0]), decide))[..., None]
+    above = (full.loss > thr) & (steps >= 1) & (steps <= T1)
+    first_div = np.where(full.diverged.any(-1), np.argmax(full.diverged, -1), T + 1)
+    stop = np.minimum(first_div - 1, T1)
+    if indicator == "loss_rise":
+        stop = np.where(above.any(-1), np.minimum(np.argmax(above, -1), stop), stop)
+        assert (above.any(-1) & (np.argmax(above, -1) < T1)).any(), "the test needs a run decided before T1"
+    else:
+        np.testing.assert_array_equal(div["early"], div["full"])
+    np.testing.assert_array_equal(computed, steps <= stop[..., None])
+    np.testing.assert_array_equal(np.where(computed, early.loss, 0.0), np.where(computed, full.loss, 0.0))
+    np.testing.assert_array_equal(early.diverged[..., : T1 + 1] | ~computed[..., : T1 + 1],
+                                  full.diverged[..., : T1 + 1] | ~computed[..., : T1 + 1])
+
+
+def test_decide_rejects_what_a_run_cannot_answer(setup):
+    model, params, aux, lam0, data, batches = setup
+    c = _c([1.0])
+    with pytest.raises(ConfigError, match="decide.indicator"):
+        train.run_grid(model, params, aux, lam0, c, data, batches, CFG, decide=train.Decide(T, 1.005, "loss"))
+    with pytest.raises(ConfigError, match="decide.indicator"):
+        train.run_grid(model, params, aux, lam0, c, data, batches, CFG.replace(measure_sharpness=False),
+                       decide=train.Decide(T, 1.005, "sharp_rise"))
+
+
+@pytest.mark.parametrize("decide", [None, train.Decide(T - 1, 1.005, "sharp_rise"), train.Decide(T, 1.005, "loss_rise")])
+def test_run_each_equals_run_grid_whatever_the_threads(setup, decide):
+    """``run_each`` (the CPU's batching: one call per run, ``threads`` at a time) against
+    ``run_grid(batching="map")`` on the same [S, C] runs, with runs diverging at step 1: the same
+    records in the same (seed, c) order, and bit-identical whatever the number of threads. Catches:
+    runs stacked in the wrong order, a thread computing with another run's seed or c, results that
+    depend on what runs beside them."""
+    model, params, aux, lam0, data, batches = setup
+    cfg = CFG.replace(measure_sharpness=decide is None or decide.indicator == "sharp_rise")
+    c = np.array(_c([1.0, 1e5, 3.0]))
+    c[1] = [5.0, 0.5, 2.0]  # each seed its own constants, as in a bisection
+    ref = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, jnp.asarray(c), data, batches, cfg,
+                                                  batching="map", decide=decide))
+    out = {n: train.run_each(model, params, aux, lam0, c, data, batches, cfg, decide=decide, threads=n)
+           for n in (1, 2, 3)}
+    for name, a in ref._asdict().items():
+        for n in (2, 3):
+            np.testing.assert_array_equal(getattr(out[n], name), getattr(out[1], name), err_msg=f"{name}, {n} threads")
+        b = getattr(out[1], name)
+        assert b.shape == a.shape, name
+        if a.dtype == bool or np.issubdtype(a.dtype, np.integer):
+            np.testing.assert_array_equal(b, a, err_msg=name)
+        else:
+            np.testing.assert_allclose(b, a, rtol=RTOL, atol=1e-7, err_msg=name)
+
+
+def test_initial_sharpness_per_seed_equals_vmapped(setup):
+    """lambda_0 under the CPU's "map" batching (one call per seed, in threads) = the vmapped
+    batch, seed by seed, and the same for a seed measured alone; float64 inside a caller's
+    ``jax.enable_x64`` context reaches the worker threads."""
+    model, params, aux, lam0, data, batches = setup
+    m = train.initial_sharpness(model, params, aux, data, CFG, batching="map")
+    v = train.initial_sharpness(model, params, aux, data, CFG, batching="vmap")
+    np.testing.assert_allclose(np.asarray(m.value), np.asarray(v.value), rtol=RTOL)
+    np.testing.assert_array_equal(np.asarray(m.n_matvec), np.asarray(v.n_matvec))
+    alone = train.initial_sharpness(model, jax.tree.map(lambda a: a[1:], params), jax.tree.map(lambda a: a[1:], aux),
+                                    data, CFG, batching="map")
+    np.testing.assert_array_equal(np.asarray(alone.value), np.asarray(m.value)[1:])
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        d64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
+        e = train.initial_sharpness(model, p64, aux, d64, CFG, batching="map")
+        assert e.value.dtype == jnp.float64 and e.vector.dtype == jnp.float64
+
+
+def test_cpu_threads_setting(monkeypatch):
+    monkeypatch.setenv("EARLYTRAIN_CPU_THREADS", "3")
+    assert train.cpu_threads() == 3
+    for bad in ("0", "two", "-1", ""):
+        monkeypatch.setenv("EARLYTRAIN_CPU_THREADS", bad)
+        with pytest.raises(ConfigError, match="EARLYTRAIN_CPU_THREADS"):
+            train.cpu_threads()
+    monkeypatch.delenv("EARLYTRAIN_CPU_THREADS")
+    assert train.cpu_threads() >= 1

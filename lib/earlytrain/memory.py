@@ -4,10 +4,11 @@ reject what cannot fit with a ConfigError naming the parameters to lower.
 The estimate (bytes of the float dtype, x4 for float32) is the sum of
   * data:        the SGD pool, n_train x input size (held on the device for the whole point);
   * parameters:  S initialisations of P parameters;
-  * lambda_0:    S vmapped measurements, each with a Lanczos basis of 2 x sharpness_iters vectors
+  * lambda_0:    S vmapped measurements (under the CPU's "map" batching, ``train.cpu_threads()``
+                 at a time), each with a Lanczos basis of 2 x sharpness_iters vectors
                  of size P plus a few work vectors, and the activations of the examples of one
                  Hessian-vector product (n_measure, or hvp_chunk of them);
-  * runs:        the runs evaluated at once (1 with the sequential "map" batching of the CPU;
+  * runs:        the runs evaluated at once (``train.cpu_threads()`` with the "map" batching of the CPU;
                  S x c_chunk, or the whole c grid for the loss runs of search="grid", with "vmap"),
                  each with params, gradient, updated params and the warm-start vector, a Lanczos
                  basis of sharpness_iters vectors and the activations of batch_size + n_measure
@@ -144,15 +145,16 @@ def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None,
     M = cfg.n_measure
     h = min(M, hvp_chunk or cfg.train.hvp_chunk or 1)
     chunk = c_chunk or cfg.c_chunk or 1
-    if train.default_batching() == "map":
-        at_once = 1
+    if train.default_batching() == "map":  # one run per call, train.cpu_threads() calls at once
+        at_once = lam0_at_once = min(train.cpu_threads(), S * n)
     else:
+        lam0_at_once = S
         loss_k = {"grid": n, "coarse_to_fine": math.ceil(n / cfg.stride)}.get(cfg.search, 1)
         at_once = S * max(min(chunk, n), loss_k)
     assert cfg.search in search.STRATEGIES
     return {"data": item * cfg.n_train * (math.prod(shape) + math.prod(out)),
             "parameters": item * S * P,
-            "lambda_0": item * S * ((2 * k + 4) * P + h * act),
+            "lambda_0": item * min(S, lam0_at_once) * ((2 * k + 4) * P + h * act),
             # a step's batch, the forward pass of the loss measurement, a product's chunk
             "runs": item * at_once * ((k + 4) * P + B * act + M * act1 + h * act)}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -173,7 +174,8 @@ class Point:
       cfg: the SweepConfig; model: the ``models.Model`` at this point; data: ``train.TrainData``;
       params, aux: the S initialisations (leading axis S); lam0: ``hessian.Eig`` with [S] fields;
       batches: int [T, B] SGD batch indices, the same for every run;
-      memo: {(sharp, seed index, grid index): indicators} of the runs evaluated so far;
+      memo: {(sharp, seed index, grid index): {indicator: bool}}: what the runs evaluated so far
+        decided (``indicators``);
       n_runs: {sharp: runs}; n_matvecs, n_unconverged: the sharpness runs' cost and accuracy.
     """
 
@@ -218,25 +220,33 @@ class Point:
                            "lambda0_converged": ("seed", np.asarray(lam0.converged, bool))},
                           coords={"seed": list(self.cfg.seeds)})
 
-    def run(self, c: np.ndarray, sharp: bool, chunk: int, decide: bool = False) -> train.Trajectory:
-        """c [S, K] -> numpy Trajectory [S, K, T+1], K split into padded chunks of ``chunk``.
-        decide: compute each run only until its c_sharp indicator is decided
-        (``train.run_with_params``); the records are then for that indicator only."""
+    def run(self, c: np.ndarray, sharp: bool, chunk: int, decide: str | None = None) -> train.Trajectory:
+        """c [S, K] -> numpy Trajectory [S, K, T+1]. Under the CPU's "map" batching each run is
+        its own call, ``train.cpu_threads()`` at a time (``train.run_each``); under "vmap" K is
+        split into padded chunks of ``chunk``. decide: the indicator the runs answer (a name of
+        ``train.DECIDES``): each run is computed only until that is decided
+        (``train.run_with_params``), and its records answer that indicator only; None: full runs."""
         tcfg = self.cfg.train.replace(measure_sharpness=sharp)
-        how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals, self.cfg.sharp_eps)) \
-            if decide and sharp else None
+        how = None
+        if decide is not None:
+            how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals,
+                                                                 self.cfg.sharp_eps if sharp else 0.0), decide)
         S, K = c.shape
-        pieces = []
-        for start in range(0, K, chunk):
-            part = c[:, start:start + chunk]
-            pad = chunk - part.shape[1]
-            part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
-            params, aux, lam0, part = shard_seeds((self.params, self.aux, self.lam0, jnp.asarray(part)))
-            tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg,
-                                decide=how)
-            pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
+        if train.default_batching() == "map":
+            tr = train.run_each(self.model, self.params, self.aux, self.lam0, c, self.data, self.batches,
+                                tcfg, decide=how)
+        else:
+            pieces = []
+            for start in range(0, K, chunk):
+                part = c[:, start:start + chunk]
+                pad = chunk - part.shape[1]
+                part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
+                params, aux, lam0, part = shard_seeds((self.params, self.aux, self.lam0, jnp.asarray(part)))
+                tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg,
+                                    decide=how)
+                pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
+            tr = jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
         self.n_runs[sharp] += S * K
-        tr = jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
         if sharp:
             after0 = (slice(None), slice(None), slice(1, None))  # step 0 is lambda_0, counted once
             measured = tr.sharpness_matvecs[after0] > 0
@@ -246,39 +256,44 @@ class Point:
                                        & ~tr.sharpness_decided[after0]).sum())
         return tr
 
-    def indicators(self, idx: np.ndarray, sharp: bool) -> dict[str, np.ndarray]:
-        """Run seed s at grid index idx[s, k] (memoised: a column of the batch whose runs are all
-        known is not re-run) and return the bool [S, K] indicators: loss_rise and diverge from loss-only runs
-        (sharp False), sharp_rise from runs that measure the sharpness (sharp True; with
-        ``sharpness_early_exit`` such a run stops once its indicator is decided, so it answers
-        nothing else).
+    def indicators(self, idx: np.ndarray, name: str) -> np.ndarray:
+        """Run seed s at grid index idx[s, k] and return its bool [S, K] indicator ``name``:
+        "diverge" or "loss_rise" from runs that do not measure the sharpness, "sharp_rise" from
+        runs that do. Memoised per (kind of run, seed, index): a column whose runs all know
+        ``name`` is not re-run.
 
-        Runs per compiled call: under the sequential "map" batching (the CPU default) one column
-        [S, 1] at a time, so a search compiles one program per kind of run whatever the batch
-        widths it asks for (a call runs its runs one after another anyway); under "vmap"
-        ``c_chunk`` columns with the sharpness, the whole batch without."""
+        With ``search_early_exit`` each run is computed only until ``name`` is decided
+        (``train.Decide``). So a run that decided "loss_rise" by a rise does not know "diverge"
+        (it is not recorded); a run that ran to T1 or diverged knows both loss indicators.
+
+        Runs per compiled call: under the "map" batching (the CPU default) one run, a few at a
+        time on the CPU's cores (``train.run_each``); under "vmap" ``c_chunk`` columns with the
+        sharpness, the whole batch without."""
+        check_choice(name, "indicator", train.DECIDES)
         cfg = self.cfg
+        sharp = name == "sharp_rise"
         S, K = idx.shape
-        # only the columns with a run not evaluated yet (a column runs all S seeds)
-        todo = [k for k in range(K) if any((sharp, s, int(idx[s, k])) not in self.memo for s in range(S))]
+        known = lambda s, i: name in self.memo.get((sharp, s, int(i)), {})
+        todo = [k for k in range(K) if not all(known(s, idx[s, k]) for s in range(S))]
         if todo:
-            idx_all, idx = idx, idx[:, todo]
-            S, K = idx.shape
-            chunk = 1 if train.default_batching() == "map" else (min(cfg.c_chunk, K) if sharp else K)
-            tr = self.run(cfg.c_grid[idx], sharp, chunk, decide=cfg.train.sharpness_early_exit)
+            sub = idx[:, todo]
+            chunk = min(cfg.c_chunk, len(todo)) if sharp else len(todo)
+            tr = self.run(cfg.c_grid[sub], sharp, chunk, decide=name if cfg.train.search_early_exit else None)
             if sharp:
                 ind = {"sharp_rise": phases.sharpness_rises(tr.sharpness, tr.diverged, cfg.T1,
                                                             cfg.decimals, cfg.sharp_eps)}
             else:
-                ind = {"loss_rise": phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals),
-                       "diverge": phases.runs_diverge(tr.diverged, cfg.T1)}
+                rise = phases.loss_rises(tr.loss, tr.diverged, cfg.T1, cfg.decimals)
+                div = phases.runs_diverge(tr.diverged, cfg.T1)
+                # a run stopped by its loss rise does not say whether it would have diverged
+                div_known = np.ones_like(rise) if name != "loss_rise" or not cfg.train.search_early_exit \
+                    else (~rise | div)
+                ind = {"loss_rise": rise, "diverge": np.where(div_known, div, None)}
             for s in range(S):
-                for k in range(K):
-                    self.memo[(sharp, s, int(idx[s, k]))] = {n: v[s, k] for n, v in ind.items()}
-            idx = idx_all
-        names = self.memo[(sharp, 0, int(idx[0, 0]))]
-        return {n: np.array([[self.memo[(sharp, s, int(i))][n] for i in idx[s]] for s in range(S)])
-                for n in names}
+                for j in range(len(todo)):
+                    entry = self.memo.setdefault((sharp, s, int(sub[s, j])), {})
+                    entry.update({n: bool(v[s, j]) for n, v in ind.items() if v[s, j] is not None})
+        return np.array([[self.memo[(sharp, s, int(i))][name] for i in idx[s]] for s in range(S)])
 
 
 @functools.lru_cache(maxsize=None)
@@ -299,12 +314,19 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     pt = Point(cfg, depth, width)
     c_grid, n, S = cfg.c_grid, len(cfg.c_grid), len(cfg.seeds)
     find = functools.partial(search.first_true, n=n, n_seeds=S, strategy=cfg.search, stride=cfg.stride)
-    i_div = find(lambda idx: pt.indicators(idx, False)["diverge"], name="c_max (divergence)")
-    i_loss = find(lambda idx: pt.indicators(idx, False)["loss_rise"], hi=i_div, name="c_loss")
+    i_div = find(lambda idx: pt.indicators(idx, "diverge"), name="c_max (divergence)")
+    loss_search = lambda: find(lambda idx: pt.indicators(idx, "loss_rise"), hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        i_sharp = find(lambda idx: pt.indicators(idx, True)["sharp_rise"], hi=i_div, name="c_sharp")
+        # the c_loss search runs beside the c_sharp one, in a thread: both need only i_div and
+        # their runs are independent (the same probes, the same answers), and its cheap loss runs
+        # use the cores that a sharpness run computing alone leaves idle
+        with ThreadPoolExecutor(1, thread_name_prefix="earlytrain-c_loss") as ex:
+            loss_future = ex.submit(train.in_caller_context(loss_search))
+            i_sharp = find(lambda idx: pt.indicators(idx, "sharp_rise"), hi=i_div, name="c_sharp")
+            i_loss = loss_future.result()
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
+        i_loss = loss_search()
         c_sharp = np.full(S, np.nan)
     out = xr.Dataset(coords={"seed": list(cfg.seeds)})
     out["c_loss"] = ("seed", phases.c_from_index(i_loss, c_grid))

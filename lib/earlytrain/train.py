@@ -18,6 +18,9 @@ back into the computation, so no NaN reaches other runs of the same batch.
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple, Optional
@@ -65,9 +68,9 @@ class TrainConfig:
     #                                   measurement's examples (memory: one chunk's activations live
     #                                   at a time; ``hessian.chunked_hvp``); None: all at once (a
     #                                   sweep picks it from the device's memory, memory.auto_hvp_chunk)
-    sharpness_early_exit: bool = True  # a sweep's c_sharp search runs are computed only until
-    #                                    their indicator is decided (``run``'s ``decide``); the
-    #                                    same constants, fewer products and steps; False: full runs
+    search_early_exit: bool = True    # a sweep's search runs are computed only until the
+    #                                   indicator they answer is decided (``run``'s ``decide``):
+    #                                   the same constants, fewer products and steps; False: full runs
 
     def __post_init__(self):
         check_choice(self.loss, "loss", losses.LOSSES)
@@ -87,7 +90,7 @@ class TrainConfig:
             check(is_real(tol) and 0 <= tol < 1, name, f"a number in [0, 1) (0: always spend {cap} products)", tol)
         check_int(self.sgd_seed, "sgd_seed", minimum=0)
         check_choice(self.matmul_precision, "matmul_precision", MATMUL_PRECISIONS)
-        check_bool(self.sharpness_early_exit, "sharpness_early_exit")
+        check_bool(self.search_early_exit, "search_early_exit")
         if self.hvp_chunk is not None:
             check_int(self.hvp_chunk, "hvp_chunk", minimum=1)
 
@@ -214,17 +217,28 @@ def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
     return mask
 
 
+DECIDES = ("sharp_rise", "loss_rise", "diverge")
+
+
 class Decide(NamedTuple):
-    """What a search run must decide (``run(..., decide=...)``): its c_sharp indicator,
-    "max over steps 1..T1 of rd(lambda_t / lambda_0) > 1 + eps or the run diverged"
-    (``phases.sharpness_rises``). ``boundary``: the ratio at which that indicator turns True
-    (``phases.rise_boundary(decimals, eps)``)."""
+    """What a search run must decide (``run(..., decide=...)``), from its steps 1..T1:
+
+    * "sharp_rise": its c_sharp indicator, "max_t rd(lambda_t / lambda_0) > 1 + eps or the run
+      diverged" (``phases.sharpness_rises``; needs ``measure_sharpness``);
+    * "loss_rise": its c_loss indicator, "max_t rd(L_t / L_0) > 1 or the run diverged"
+      (``phases.loss_rises``);
+    * "diverge": its c_max indicator (``phases.runs_diverge``), and with it the loss indicator.
+
+    ``boundary``: the ratio at which a rise indicator turns True (``phases.rise_boundary(decimals,
+    eps)``; unused for "diverge")."""
     T1: int
     boundary: float
+    indicator: str = "sharp_rise"
 
 
-# relative safety margin of an early decision: a Ritz value must exceed the threshold by this
-# much (far above float32 rounding of a Ritz value, ~1e-6; far below sharpness_tol)
+# relative safety margin of an early decision: a Ritz value (or a loss) must exceed the threshold
+# by this much (far above float32 rounding of a Ritz value or of a ratio, ~1e-7; far below
+# sharpness_tol)
 DECIDE_MARGIN = 1e-5
 
 
@@ -238,6 +252,17 @@ def decide_threshold(lam0: hessian.Eig, decide: Decide):
     thr = lam0.value * (1 + lam0.bound) * decide.boundary * (1 + DECIDE_MARGIN)
     ok = jnp.isfinite(thr) & (lam0.value > 0)
     return jnp.where(ok, thr, jnp.inf).astype(lam0.value.dtype)
+
+
+def loss_threshold(loss0, decide: Decide):
+    """The measured loss above which a run's c_loss indicator is decided True: L_0 times the
+    boundary ratio times 1 + DECIDE_MARGIN. The indicator is computed from the recorded losses
+    (float32 values, their ratio in float64); a loss above this threshold (a float32 product,
+    relative error ~1e-7) has a ratio above the boundary, so the recorded run gives True, as the
+    full run would (a max over steps). inf where L_0 is not finite and positive (never decides)."""
+    thr = loss0 * decide.boundary * (1 + DECIDE_MARGIN)
+    ok = jnp.isfinite(thr) & (loss0 > 0)
+    return jnp.where(ok, thr, jnp.inf).astype(jnp.result_type(loss0))
 
 
 def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
@@ -257,16 +282,21 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
     for a diverged run): (Trajectory, params_T).
 
     No step of a diverged run measures the sharpness (its record is NaN either way). With
-    ``decide`` (the early exit of a search run), the sharpness is measured only until the run's
-    c_sharp indicator is decided: a measurement stops at the first Ritz value above
-    ``decide_threshold`` (exact: Ritz values are lower bounds of lambda_t and grow with the
-    products, so the full estimate would be above it too), is flagged ``sharpness_decided``, and
-    no later step of that run is computed at all: neither trained nor measured (loss, accuracy,
-    sharpness NaN, 0 products, ``diverged`` as at the decision; params_T those at the decision).
-    Nor is any step after T1 measured. A run whose indicator stays False is trained and measured
-    at every step exactly as without ``decide``. So with ``decide`` a trajectory answers the
-    c_sharp indicator only: the loss indicators of a decided run are not known (its losses up to
-    the decision are those of the full run)."""
+    ``decide`` (the early exit of a search run, ``Decide``), a run is computed only until the
+    indicator it answers is decided, and no later step of it is computed at all: neither trained
+    nor measured (loss, accuracy, sharpness NaN, 0 products, ``diverged`` as at the decision;
+    params_T those at the decision). Every indicator is decided at divergence and after step T1.
+    A rise is decided at the first value above its threshold:
+
+    * "sharp_rise": a measurement stops at the first Ritz value above ``decide_threshold``
+      (exact: Ritz values are lower bounds of lambda_t and grow with the products, so the full
+      estimate would be above it too) and is flagged ``sharpness_decided``;
+    * "loss_rise": at the first measured loss above ``loss_threshold`` (that loss is recorded).
+
+    A run whose indicator stays False is trained and measured at every step 1..T1 exactly as
+    without ``decide``. So a trajectory answers its indicator: a run decided by a rise does not
+    say whether it would have diverged later (nor, for "sharp_rise", whether its loss rises);
+    its records up to the decision are those of the full run."""
     with matmul_precision(cfg):
         return _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)
 
@@ -280,10 +310,18 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
         f = model.apply(params, aux, data.x_meas)
         return losses.get(cfg.loss)(f, data.y_meas), losses.accuracy(f, data.y_meas)
 
+    early = decide is not None
+    if early:
+        check_choice(decide.indicator, "decide.indicator", DECIDES)
+        check(decide.indicator != "sharp_rise" or cfg.measure_sharpness, "decide.indicator",
+              '"loss_rise" or "diverge" for a run that does not measure the sharpness', decide.indicator)
+        check_int(decide.T1, "T1", minimum=1)
     # warm_start's random vector, once per run rather than at every measurement (1.5 ms each
     # at 334k parameters, against a few products)
     mix_direction = hessian.start_vector(lam0.vector.shape[0], lam0.vector.dtype)
-    above = None if decide is None else decide_threshold(lam0, decide)
+    above = decide_threshold(lam0, decide) if early and decide.indicator == "sharp_rise" else None
+    loss0, acc0 = measure(params0)
+    loss_above = loss_threshold(loss0, decide) if early and decide.indicator == "loss_rise" else None
 
     def sharpness(p, v, need):
         eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v,
@@ -293,12 +331,12 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
     def skip(p, v, need):
         return nan.astype(v.dtype), nan.astype(v.dtype), v, jnp.int32(0), jnp.asarray(False)
 
-    when = sharpness_steps(cfg)
-    if decide is not None:
-        when = when & (np.arange(1, cfg.num_steps + 1) <= decide.T1)
+    # live: the steps a search run may need (1..T1); a full run computes every step
+    live = np.arange(1, cfg.num_steps + 1) <= decide.T1 if early else np.ones(cfg.num_steps, bool)
+    when = sharpness_steps(cfg) & live
 
     def step(carry, xs):
-        now, idx = xs
+        now, _, idx = xs
         params, opt_state, diverged, v, decided = carry
         if cfg.optimizer == "sgd":
             xb, yb = data.x[idx], data.y[idx]
@@ -322,31 +360,31 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
             sharp = jnp.where(need, sharp, nan)
             resid, nmv, conv = jnp.where(need, resid, nan), jnp.where(need, nmv, 0), conv & need
             v = jnp.where(need, vec, v)
-            hit = need & (sharp > above) if decide is not None else jnp.asarray(False)
+            hit = need & (sharp > above) if above is not None else jnp.asarray(False)
             decided = decided | hit
         else:
             sharp = resid = nan
             nmv, conv, hit = jnp.int32(0), jnp.asarray(False), jnp.asarray(False)
+        if loss_above is not None:  # the loss recorded at this step decides the loss indicator
+            decided = decided | (~diverged & (loss > loss_above))
         out = (jnp.where(diverged, nan, loss), jnp.where(diverged, nan, acc),
                jnp.where(diverged, nan, sharp), jnp.where(diverged, nan, resid), diverged,
                jnp.where(diverged, 0, nmv), conv & ~diverged, hit & ~diverged)
         return (params, opt_state, diverged, v, decided), out
 
-    def nothing(carry, xs):  # a decided (or diverged) search run's later steps: its indicator is known
+    def nothing(carry, xs):  # a search run's steps after its indicator is decided (or after T1)
         n = nan.astype(carry[3].dtype)
         return carry, (nan, nan, n, n, carry[2], jnp.int32(0), jnp.asarray(False), jnp.asarray(False))
 
     def step_or_nothing(carry, xs):
         # under lax.map (the CPU default) a real branch: a decided run costs nothing more; under
         # vmap both branches run (the same cost as before, the same records)
-        return jax.lax.cond(carry[4] | carry[2], nothing, step, carry, xs)
+        return jax.lax.cond(carry[4] | carry[2] | ~xs[1], nothing, step, carry, xs)
 
-    loss0, acc0 = measure(params0)
     carry0 = (params0, opt.init(params0), jnp.asarray(False), lam0.vector, jnp.asarray(False))
     xs = batches if cfg.optimizer == "sgd" else jnp.zeros((cfg.num_steps, 0), jnp.int32)
-    early = decide is not None and cfg.measure_sharpness
     (params_T, *_), (loss, acc, sharp, resid, div, nmv, conv, hit) = jax.lax.scan(
-        step_or_nothing if early else step, carry0, (jnp.asarray(when), xs))
+        step_or_nothing if early else step, carry0, (jnp.asarray(when), jnp.asarray(live), xs))
     prepend = lambda a0, a: jnp.concatenate([jnp.asarray(a0, a.dtype)[None], a])
     if not cfg.measure_sharpness:
         lam = (nan, nan, 0, False)
@@ -357,9 +395,13 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
                       prepend(lam[3], conv), prepend(False, hit)), params_T
 
 
-@partial(jax.jit, static_argnames=("model", "cfg"))
-def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConfig) -> hessian.Eig:
+def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConfig,
+                      batching: str | None = None) -> hessian.Eig:
     """lambda_0 for a batch of initialisations: params/aux with leading axis S -> Eig of [S].
+
+    batching (None: ``default_batching()``): "vmap", the S measurements in one vmapped call;
+    "map" (the CPU), each by its own call, ``cpu_threads()`` at a time (``in_threads``): a seed's
+    lambda_0 is then the same whichever seeds are measured beside it.
 
     Stops at ``cfg.lambda0_tol`` (1e-4 by default, 10x tighter than the per-step 1e-3) by the
     residual bound alone (rigorous: no gap estimate from a cold start), with a cap of twice
@@ -370,10 +412,113 @@ def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConf
     on a grid with steps of 7 % (x_step = 0.1), so an error of 1e-4 in lambda_0 moves eta by a
     70th of a grid step and can change a critical constant only for a run sitting that close
     to its threshold."""
+    batching = batching or default_batching()
+    check_choice(batching, "batching", ("vmap", "map"))
+    if batching == "vmap" or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(params)):
+        return initial_sharpness_batch(model, params, aux, data, cfg)  # (inside a traced function: one call)
+    S = jax.tree.leaves(params)[0].shape[0]
+    seed = lambda s: jax.tree.map(lambda a: a[s:s + 1], (params, aux))
+    parts = in_threads(lambda s: initial_sharpness_batch(model, *seed(s), data, cfg), range(S),
+                       ("lambda0", model, cfg, _avals((seed(0), data))),
+                       lambda: initial_sharpness_batch.lower(model, *seed(0), data, cfg).compile())
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+
+
+@partial(jax.jit, static_argnames=("model", "cfg"))
+def initial_sharpness_batch(model: Model, params, aux, data: TrainData, cfg: TrainConfig) -> hessian.Eig:
+    """``initial_sharpness`` of the S initialisations in one compiled, vmapped call."""
     cfg0 = cfg.replace(sharpness_iters=2 * cfg.sharpness_iters, sharpness_tol=cfg.lambda0_tol)
     with matmul_precision(cfg):
         return jax.vmap(lambda p, a: measure_sharpness(model, p, a, data.x_meas, data.y_meas, cfg0,
                                                        gap_bound=False))(params, aux)
+
+
+def cpu_threads() -> int:
+    """How many runs (or lambda_0 measurements) the CPU's "map" batching computes at once:
+    ``EARLYTRAIN_CPU_THREADS`` if set (a positive integer), else the CPU cores this process may
+    use. Why more than one: a single run's program keeps the cores only partly busy (small
+    matmuls, a Lanczos loop of vector operations, control flow between them), and independent
+    runs need no synchronisation; bench/README.md has the measurement."""
+    env = os.environ.get("EARLYTRAIN_CPU_THREADS")
+    if env is not None:
+        check(env.strip().isdigit() and int(env) >= 1, "EARLYTRAIN_CPU_THREADS",
+              "a positive integer (runs computed at once on the CPU)", env)
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+_WARM: set = set()  # the programs ``in_threads`` has compiled in this process
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK, _WARM_LOCK = threading.Lock(), threading.Lock()
+
+
+def _avals(tree) -> tuple:
+    return tuple((tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(tree))
+
+
+def in_caller_context(fn):
+    """``fn`` wrapped to run under the calling thread's JAX settings that are thread-local
+    (``jax.enable_x64``, ``jax.default_matmul_precision`` contexts): a worker thread otherwise
+    computes with the process defaults (float32 where the caller asked for float64)."""
+    x64, precision = jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision
+
+    def wrapped(*a, **kw):
+        with jax.enable_x64(x64), jax.default_matmul_precision(precision):
+            return fn(*a, **kw)
+    return wrapped
+
+
+def in_threads(fn, tasks, program, compile_first, threads: int | None = None) -> list:
+    """[fn(t) for t in tasks], ``threads`` (default ``cpu_threads()``) at a time, in order.
+
+    ``fn`` runs one compiled program (the same one for every task) and blocks until its results
+    are ready. ``program``: a hashable key of that program; ``compile_first()`` compiles it
+    ahead of time (``jit(...).lower(...).compile()``, which fills jit's own cache) and is called
+    the first time a program is seen in this process: threads that call a program not compiled
+    yet would each compile it. XLA computes each call as it would alone: the results do not
+    depend on the threads (tests/test_train.py)."""
+    tasks = list(tasks)
+    threads = cpu_threads() if threads is None else threads
+    check_int(threads, "threads", minimum=1)
+    program = (program, jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
+    run = in_caller_context(lambda t: jax.block_until_ready(fn(t)))
+    if threads == 1 or len(tasks) < 2:
+        return [run(t) for t in tasks]
+    if program not in _WARM:
+        with _WARM_LOCK:  # one compile, even when two threads bring the same new program
+            if program not in _WARM:
+                compile_first()
+                _WARM.add(program)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads) or _POOLS.setdefault(
+            threads, ThreadPoolExecutor(threads, thread_name_prefix="earlytrain-run"))
+    return list(pool.map(run, tasks))
+
+
+def run_each(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
+             cfg: TrainConfig, decide: Decide | None = None, threads: int | None = None) -> Trajectory:
+    """``run_grid``'s runs, each computed by its own call, ``threads`` (default ``cpu_threads()``)
+    at a time: the CPU's "map" batching with its cores kept busy.
+
+    params/aux/lam0: leading axis S; c: [S, C] -> numpy Trajectory [S, C, T + 1]. One compiled
+    program (``run_grid`` on a [1, 1] batch) serves every batch of runs, so a run's records do
+    not depend on which runs were computed beside it."""
+    c = np.asarray(c)
+    S, C = c.shape
+    seed = [jax.tree.map(lambda a: a[s:s + 1], (params, aux, lam0)) for s in range(S)]
+
+    def one(task, how=run_grid):
+        s, k = task
+        return how(model, *seed[s], jnp.asarray(c[s:s + 1, k:k + 1]), data, batches, cfg,
+                   batching="map", decide=decide)
+    program = ("run", model, cfg, decide, _avals((seed[0], jnp.asarray(c[:1, :1]), data, batches)))
+    tasks = [(s, k) for s in range(S) for k in range(C)]
+    runs = in_threads(lambda t: jax.tree.map(lambda a: np.asarray(a)[0, 0], one(t)), tasks, program,
+                      lambda: one((0, 0), run_grid.lower).compile(), threads)
+    return jax.tree.map(lambda *a: np.stack(a).reshape((S, C) + a[0].shape), *runs)
 
 
 def default_batching() -> str:
