@@ -384,23 +384,24 @@ def test_early_exit_decides_the_same_indicator_with_fewer_products(setup, batchi
     assert np.all(full.sharpness_matvecs[full.diverged] == 0)
 
 
-@pytest.mark.parametrize("indicator", ["loss_rise", "diverge"])
-def test_loss_runs_stop_once_their_indicator_is_decided(setup, indicator):
-    """A loss run of a search (``Decide(..., "loss_rise")`` / ``"diverge"``) against the full run:
-    c from a flat loss through a catapult to divergence at step 1, T1 < T. The indicator it answers
-    is identical run by run; "diverge" also answers the loss indicator; its recorded losses are the
-    full run's up to its last computed step, NaN after it; a run stops at its first loss above
-    ``loss_threshold`` ("loss_rise"), at divergence, and after T1. Catches: a decision against the
-    wrong threshold (a ratio just below the boundary counted as a rise), a run that goes on
-    computing after its decision, a skipped step before it, a "diverge" run cut at a loss rise."""
+@pytest.mark.parametrize("rise_stop", [True, False])
+def test_loss_runs_stop_once_their_indicator_is_decided(setup, rise_stop):
+    """A loss run of a search (``Decide(..., "loss")``, with ``loss_rise_stop`` for the c_loss
+    search and without for the c_max one) against the full run: c from a flat loss through a
+    catapult to divergence at step 1, T1 < T. The loss indicator is identical run by run, and
+    without the rise stop the divergence indicator too; the recorded losses are the full run's
+    up to the last computed step, NaN after it; a run stops at its first loss above
+    ``loss_threshold`` (with the rise stop), at divergence, and after T1. Catches: a decision
+    against the wrong threshold (a ratio just below the boundary counted as a rise), a run that
+    goes on computing after its decision, a skipped step before it, a c_max run cut at a loss rise."""
     model, params, aux, lam0, data, batches = setup
     T1 = T - 1
     cfg = CFG.replace(measure_sharpness=False)
     c = _c([0.1, 1.5, 2.5, 3.5, 5.0, 8.0, 1e5])
-    decide = train.Decide(T1, phases.rise_boundary(2, 0.0), indicator)
+    decide = train.Decide(T1, phases.rise_boundary(2, 0.0), "loss")
     full = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, c, data, batches, cfg))
     early = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, c, data, batches, cfg,
-                                                    decide=decide))
+                                                    decide=decide, loss_rise_stop=rise_stop))
     rise = {k: phases.loss_rises(t.loss, t.diverged, T1) for k, t in (("full", full), ("early", early))}
     div = {k: phases.runs_diverge(t.diverged, T1) for k, t in (("full", full), ("early", early))}
     np.testing.assert_array_equal(rise["early"], rise["full"])
@@ -413,7 +414,7 @@ def test_loss_runs_stop_once_their_indicator_is_decided(setup, indicator):
     above = (full.loss > thr) & (steps >= 1) & (steps <= T1)
     first_div = np.where(full.diverged.any(-1), np.argmax(full.diverged, -1), T + 1)
     stop = np.minimum(first_div - 1, T1)
-    if indicator == "loss_rise":
+    if rise_stop:
         stop = np.where(above.any(-1), np.minimum(np.argmax(above, -1), stop), stop)
         assert (above.any(-1) & (np.argmax(above, -1) < T1)).any(), "the test needs a run decided before T1"
     else:
@@ -428,14 +429,29 @@ def test_decide_rejects_what_a_run_cannot_answer(setup):
     model, params, aux, lam0, data, batches = setup
     c = _c([1.0])
     with pytest.raises(ConfigError, match="decide.indicator"):
-        train.run_grid(model, params, aux, lam0, c, data, batches, CFG, decide=train.Decide(T, 1.005, "loss"))
+        train.run_grid(model, params, aux, lam0, c, data, batches, CFG, decide=train.Decide(T, 1.005, "diverge"))
     with pytest.raises(ConfigError, match="decide.indicator"):
         train.run_grid(model, params, aux, lam0, c, data, batches, CFG.replace(measure_sharpness=False),
                        decide=train.Decide(T, 1.005, "sharp_rise"))
 
 
-@pytest.mark.parametrize("decide", [None, train.Decide(T - 1, 1.005, "sharp_rise"), train.Decide(T, 1.005, "loss_rise")])
-def test_run_each_equals_run_grid_whatever_the_threads(setup, decide):
+def test_both_loss_searches_share_one_program(setup):
+    """The c_max and c_loss searches' runs (``loss_rise_stop`` False / True) are one compiled
+    program: a cold book build compiles each kind of run once per network (a ResNet's run takes
+    seconds to compile)."""
+    model, params, aux, lam0, data, batches = setup
+    cfg, c = CFG.replace(measure_sharpness=False, num_steps=T), _c([3.5, 5.0, 8.0])
+    decide = train.Decide(T - 1, 1.007, "loss")  # a boundary no other test compiles with
+    before = train.run_grid._cache_size()
+    out = [jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, c, data, batches, cfg, decide=decide,
+                                                   loss_rise_stop=stop)) for stop in (False, True)]
+    assert train.run_grid._cache_size() == before + 1
+    assert not np.array_equal(np.isnan(out[0].loss), np.isnan(out[1].loss)), "the flag must change the runs"
+
+
+@pytest.mark.parametrize("decide,stop", [(None, False), (train.Decide(T - 1, 1.005, "sharp_rise"), False),
+                                         (train.Decide(T, 1.005, "loss"), True)])
+def test_run_each_equals_run_grid_whatever_the_threads(setup, decide, stop):
     """``run_each`` (the CPU's batching: one call per run, ``threads`` at a time) against
     ``run_grid(batching="map")`` on the same [S, C] runs, with runs diverging at step 1: the same
     records in the same (seed, c) order, and bit-identical whatever the number of threads. Catches:
@@ -446,9 +462,9 @@ def test_run_each_equals_run_grid_whatever_the_threads(setup, decide):
     c = np.array(_c([1.0, 1e5, 3.0]))
     c[1] = [5.0, 0.5, 2.0]  # each seed its own constants, as in a bisection
     ref = jax.tree.map(np.asarray, train.run_grid(model, params, aux, lam0, jnp.asarray(c), data, batches, cfg,
-                                                  batching="map", decide=decide))
-    out = {n: train.run_each(model, params, aux, lam0, c, data, batches, cfg, decide=decide, threads=n)
-           for n in (1, 2, 3)}
+                                                  batching="map", decide=decide, loss_rise_stop=stop))
+    out = {n: train.run_each(model, params, aux, lam0, c, data, batches, cfg, decide=decide, loss_rise_stop=stop,
+                             threads=n) for n in (1, 2, 3)}
     for name, a in ref._asdict().items():
         for n in (2, 3):
             np.testing.assert_array_equal(getattr(out[n], name), getattr(out[1], name), err_msg=f"{name}, {n} threads")

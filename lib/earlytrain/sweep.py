@@ -223,18 +223,21 @@ class Point:
     def run(self, c: np.ndarray, sharp: bool, chunk: int, decide: str | None = None) -> train.Trajectory:
         """c [S, K] -> numpy Trajectory [S, K, T+1]. Under the CPU's "map" batching each run is
         its own call, ``train.cpu_threads()`` at a time (``train.run_each``); under "vmap" K is
-        split into padded chunks of ``chunk``. decide: the indicator the runs answer (a name of
-        ``train.DECIDES``): each run is computed only until that is decided
-        (``train.run_with_params``), and its records answer that indicator only; None: full runs."""
+        split into padded chunks of ``chunk``. decide: the indicator the runs answer ("diverge" or
+        "loss_rise" for runs without the sharpness, "sharp_rise" with it): each run is computed
+        only until that is decided (``train.run_with_params``), and its records answer that
+        indicator (and for "diverge" the loss indicator too); None: full runs."""
+        check_choice(decide, "decide", (None, "sharp_rise") if sharp else (None, "diverge", "loss_rise"))
         tcfg = self.cfg.train.replace(measure_sharpness=sharp)
         how = None
-        if decide is not None:
-            how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals,
-                                                                 self.cfg.sharp_eps if sharp else 0.0), decide)
+        if decide is not None:  # "diverge" and "loss_rise": one compiled program (a traced flag)
+            how = train.Decide(self.cfg.T1, phases.rise_boundary(self.cfg.decimals, self.cfg.sharp_eps if sharp else 0.0),
+                               "sharp_rise" if sharp else "loss")
+        stop = decide == "loss_rise"
         S, K = c.shape
         if train.default_batching() == "map":
             tr = train.run_each(self.model, self.params, self.aux, self.lam0, c, self.data, self.batches,
-                                tcfg, decide=how)
+                                tcfg, decide=how, loss_rise_stop=stop)
         else:
             pieces = []
             for start in range(0, K, chunk):
@@ -243,7 +246,7 @@ class Point:
                 part = np.concatenate([part, np.repeat(part[:, -1:], pad, 1)], 1) if pad else part
                 params, aux, lam0, part = shard_seeds((self.params, self.aux, self.lam0, jnp.asarray(part)))
                 tr = train.run_grid(self.model, params, aux, lam0, part, self.data, self.batches, tcfg,
-                                    decide=how)
+                                    decide=how, loss_rise_stop=stop)
                 pieces.append(jax.tree.map(lambda a: np.asarray(a)[:, : chunk - pad], tr))
             tr = jax.tree.map(lambda *a: np.concatenate(a, 1), *pieces)
         self.n_runs[sharp] += S * K
@@ -269,7 +272,7 @@ class Point:
         Runs per compiled call: under the "map" batching (the CPU default) one run, a few at a
         time on the CPU's cores (``train.run_each``); under "vmap" ``c_chunk`` columns with the
         sharpness, the whole batch without."""
-        check_choice(name, "indicator", train.DECIDES)
+        check_choice(name, "indicator", ("diverge", "loss_rise", "sharp_rise"))
         cfg = self.cfg
         sharp = name == "sharp_rise"
         S, K = idx.shape

@@ -217,7 +217,7 @@ def sharpness_steps(cfg: TrainConfig) -> np.ndarray:
     return mask
 
 
-DECIDES = ("sharp_rise", "loss_rise", "diverge")
+DECIDES = ("sharp_rise", "loss")
 
 
 class Decide(NamedTuple):
@@ -225,12 +225,13 @@ class Decide(NamedTuple):
 
     * "sharp_rise": its c_sharp indicator, "max_t rd(lambda_t / lambda_0) > 1 + eps or the run
       diverged" (``phases.sharpness_rises``; needs ``measure_sharpness``);
-    * "loss_rise": its c_loss indicator, "max_t rd(L_t / L_0) > 1 or the run diverged"
-      (``phases.loss_rises``);
-    * "diverge": its c_max indicator (``phases.runs_diverge``), and with it the loss indicator.
+    * "loss": its c_max indicator (``phases.runs_diverge``) and its c_loss indicator, "max_t
+      rd(L_t / L_0) > 1 or the run diverged" (``phases.loss_rises``); with ``loss_rise_stop``
+      (a traced argument of ``run``: the same compiled program either way) the c_loss indicator
+      only, decided also by the loss rise.
 
-    ``boundary``: the ratio at which a rise indicator turns True (``phases.rise_boundary(decimals,
-    eps)``; unused for "diverge")."""
+    ``boundary``: the ratio at which the rise indicator turns True (``phases.rise_boundary(decimals,
+    eps)``)."""
     T1: int
     boundary: float
     indicator: str = "sharp_rise"
@@ -266,18 +267,18 @@ def loss_threshold(loss0, decide: Decide):
 
 
 def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
-        lam0: hessian.Eig, decide: Decide | None = None) -> Trajectory:
+        lam0: hessian.Eig, decide: Decide | None = None, loss_rise_stop=False) -> Trajectory:
     """One run of T = cfg.num_steps steps of SGD / GD with learning rate ``lr`` (traced scalar).
 
     batches: [T, B] int32 indices into data.x (ignored for GD). lam0: the initial sharpness
     estimate (its vector warm-starts the first measurement). Returns a Trajectory of [T + 1].
-    decide: compute the run only as far as its c_sharp indicator needs (``run_with_params``).
+    decide, loss_rise_stop: compute the run only as far as its indicator needs (``run_with_params``).
     """
-    return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)[0]
+    return run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide, loss_rise_stop)[0]
 
 
 def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
-                    lam0: hessian.Eig, decide: Decide | None = None):
+                    lam0: hessian.Eig, decide: Decide | None = None, loss_rise_stop=False):
     """As ``run``, and also return the parameters after the last step (the last finite ones
     for a diverged run): (Trajectory, params_T).
 
@@ -291,17 +292,18 @@ def run_with_params(model: Model, params0, aux, lr, data: TrainData, batches, cf
     * "sharp_rise": a measurement stops at the first Ritz value above ``decide_threshold``
       (exact: Ritz values are lower bounds of lambda_t and grow with the products, so the full
       estimate would be above it too) and is flagged ``sharpness_decided``;
-    * "loss_rise": at the first measured loss above ``loss_threshold`` (that loss is recorded).
+    * "loss" with ``loss_rise_stop`` True (a traced bool): at the first measured loss above
+      ``loss_threshold`` (that loss is recorded); False: at divergence and T1 only.
 
     A run whose indicator stays False is trained and measured at every step 1..T1 exactly as
     without ``decide``. So a trajectory answers its indicator: a run decided by a rise does not
     say whether it would have diverged later (nor, for "sharp_rise", whether its loss rises);
     its records up to the decision are those of the full run."""
     with matmul_precision(cfg):
-        return _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide)
+        return _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide, loss_rise_stop)
 
 
-def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
+def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide, loss_rise_stop):
     lf = loss_fn(model, cfg.loss)
     opt = optax.sgd(learning_rate=lr)
     nan = jnp.asarray(jnp.nan, jnp.result_type(float))
@@ -314,14 +316,16 @@ def _run_with_params(model, params0, aux, lr, data, batches, cfg, lam0, decide):
     if early:
         check_choice(decide.indicator, "decide.indicator", DECIDES)
         check(decide.indicator != "sharp_rise" or cfg.measure_sharpness, "decide.indicator",
-              '"loss_rise" or "diverge" for a run that does not measure the sharpness', decide.indicator)
+              '"loss" for a run that does not measure the sharpness', decide.indicator)
         check_int(decide.T1, "T1", minimum=1)
     # warm_start's random vector, once per run rather than at every measurement (1.5 ms each
     # at 334k parameters, against a few products)
     mix_direction = hessian.start_vector(lam0.vector.shape[0], lam0.vector.dtype)
     above = decide_threshold(lam0, decide) if early and decide.indicator == "sharp_rise" else None
     loss0, acc0 = measure(params0)
-    loss_above = loss_threshold(loss0, decide) if early and decide.indicator == "loss_rise" else None
+    loss_above = None
+    if early and decide.indicator == "loss":
+        loss_above = jnp.where(jnp.asarray(loss_rise_stop), loss_threshold(loss0, decide), jnp.inf)
 
     def sharpness(p, v, need):
         eig = measure_sharpness(model, p, aux, data.x_meas, data.y_meas, cfg, v,
@@ -417,11 +421,11 @@ def initial_sharpness(model: Model, params, aux, data: TrainData, cfg: TrainConf
     if batching == "vmap" or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(params)):
         return initial_sharpness_batch(model, params, aux, data, cfg)  # (inside a traced function: one call)
     S = jax.tree.leaves(params)[0].shape[0]
-    seed = lambda s: jax.tree.map(lambda a: a[s:s + 1], (params, aux))
-    parts = in_threads(lambda s: initial_sharpness_batch(model, *seed(s), data, cfg), range(S),
-                       ("lambda0", model, cfg, _avals((seed(0), data))),
-                       lambda: initial_sharpness_batch.lower(model, *seed(0), data, cfg).compile())
-    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+    seed = [_rows((params, aux), s) for s in range(S)]
+    parts = in_threads(lambda s: initial_sharpness_batch(model, *seed[s], data, cfg), range(S),
+                       ("lambda0", model, cfg, _avals((seed[0], data))),
+                       lambda: initial_sharpness_batch.lower(model, *seed[0], data, cfg).compile())
+    return _stack_rows(parts)
 
 
 @partial(jax.jit, static_argnames=("model", "cfg"))
@@ -457,6 +461,19 @@ _POOLS_LOCK, _WARM_LOCK = threading.Lock(), threading.Lock()
 
 def _avals(tree) -> tuple:
     return tuple((tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(tree))
+
+
+def _rows(tree, s: int):
+    """Row s of every leaf, keeping its axis ([1, ...]), as new device arrays: sliced on the host,
+    because slicing a device array compiles a program per leaf shape (a ResNet's dozens of
+    parameter shapes cost seconds of compiles per point; so does ``jnp.asarray`` of a host array,
+    ``jax.device_put`` does not)."""
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[s:s + 1]), tree)
+
+
+def _stack_rows(parts):
+    """Inverse of ``_rows`` over all rows: leaves [1, ...] -> [S, ...], joined on the host."""
+    return jax.tree.map(lambda *a: jax.device_put(np.concatenate([np.asarray(x) for x in a])), *parts)
 
 
 def in_caller_context(fn):
@@ -499,7 +516,8 @@ def in_threads(fn, tasks, program, compile_first, threads: int | None = None) ->
 
 
 def run_each(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
-             cfg: TrainConfig, decide: Decide | None = None, threads: int | None = None) -> Trajectory:
+             cfg: TrainConfig, decide: Decide | None = None, loss_rise_stop: bool = False,
+             threads: int | None = None) -> Trajectory:
     """``run_grid``'s runs, each computed by its own call, ``threads`` (default ``cpu_threads()``)
     at a time: the CPU's "map" batching with its cores kept busy.
 
@@ -508,13 +526,14 @@ def run_each(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, b
     not depend on which runs were computed beside it."""
     c = np.asarray(c)
     S, C = c.shape
-    seed = [jax.tree.map(lambda a: a[s:s + 1], (params, aux, lam0)) for s in range(S)]
+    dtype = jnp.result_type(float)  # the dtype jnp.asarray gives c (float32 unless x64)
+    seed = [_rows((params, aux, lam0), s) for s in range(S)]
 
     def one(task, how=run_grid):
         s, k = task
-        return how(model, *seed[s], jnp.asarray(c[s:s + 1, k:k + 1]), data, batches, cfg,
-                   batching="map", decide=decide)
-    program = ("run", model, cfg, decide, _avals((seed[0], jnp.asarray(c[:1, :1]), data, batches)))
+        return how(model, *seed[s], jax.device_put(c[s:s + 1, k:k + 1].astype(dtype)), data, batches, cfg,
+                   batching="map", decide=decide, loss_rise_stop=loss_rise_stop)
+    program = ("run", model, cfg, decide, _avals((seed[0], data, batches)), np.dtype(dtype).name)
     tasks = [(s, k) for s in range(S) for k in range(C)]
     runs = in_threads(lambda t: jax.tree.map(lambda a: np.asarray(a)[0, 0], one(t)), tasks, program,
                       lambda: one((0, 0), run_grid.lower).compile(), threads)
@@ -531,14 +550,15 @@ def default_batching() -> str:
 @partial(jax.jit, static_argnames=("model", "cfg", "return_params", "batching", "decide"))
 def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
              cfg: TrainConfig, return_params: bool = False, batching: str | None = None,
-             decide: Decide | None = None):
+             decide: Decide | None = None, loss_rise_stop=False):
     """Runs for S initialisations x C learning-rate constants, eta = c / lambda_0.
 
     params/aux/lam0: leading axis S; c: [S, C] (each seed may have its own c values, as in a
     bisection) -> Trajectory with leaves [S, C, T + 1]; with return_params, also the final
     parameters (leaves [S, C, ...]). batching: "vmap" or "map" (None: ``default_batching()``);
     both give the same numbers up to float rounding. One compile per (model, shapes, cfg, ...).
-    decide: the early exit of search runs (``run_with_params``); None: full measurements.
+    decide, loss_rise_stop (traced: one program for both values): the early exit of search runs
+    (``run_with_params``); decide None: full measurements.
     """
     batching = batching or default_batching()
     check_choice(batching, "batching", ("vmap", "map"))
@@ -546,5 +566,6 @@ def run_grid(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, b
     over = jax.vmap if batching == "vmap" else (lambda f: lambda *a: jax.lax.map(lambda t: f(*t), a))
 
     def per_seed(p, a, lam, cs):
-        return over(lambda ci: one(model, p, a, ci / lam.value, data, batches, cfg, lam, decide))(cs)
+        return over(lambda ci: one(model, p, a, ci / lam.value, data, batches, cfg, lam, decide,
+                                   loss_rise_stop))(cs)
     return over(per_seed)(params, aux, lam0, c)
