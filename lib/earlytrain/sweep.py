@@ -320,13 +320,17 @@ def critical_point(cfg: SweepConfig) -> xr.Dataset:
     i_div = find(lambda idx: pt.indicators(idx, "diverge"), name="c_max (divergence)")
     loss_search = lambda: find(lambda idx: pt.indicators(idx, "loss_rise"), hi=i_div, name="c_loss")
     if cfg.c_sharp_max_width is None or width <= cfg.c_sharp_max_width:
-        # the c_loss search runs beside the c_sharp one, in a thread: both need only i_div and
-        # their runs are independent (the same probes, the same answers), and its cheap loss runs
-        # use the cores that a sharpness run computing alone leaves idle
-        with ThreadPoolExecutor(1, thread_name_prefix="earlytrain-c_loss") as ex:
-            loss_future = ex.submit(train.in_caller_context(loss_search))
-            i_sharp = find(lambda idx: pt.indicators(idx, "sharp_rise"), hi=i_div, name="c_sharp")
-            i_loss = loss_future.result()
+        sharp_search = lambda: find(lambda idx: pt.indicators(idx, "sharp_rise"), hi=i_div, name="c_sharp")
+        if train.cpu_threads() > 1 and train.default_batching() == "map":
+            # the c_loss search beside the c_sharp one, in a thread: both need only i_div and their
+            # runs are independent (the same probes), and its cheap loss runs use the cores a
+            # sharpness run leaves idle (not bit-reproducible: ``train.cpu_threads``)
+            with ThreadPoolExecutor(1, thread_name_prefix="earlytrain-c_loss") as ex:
+                loss_future = ex.submit(train.in_caller_context(loss_search))
+                i_sharp = sharp_search()
+                i_loss = loss_future.result()
+        else:
+            i_loss, i_sharp = loss_search(), sharp_search()
         c_sharp = phases.c_from_index(i_sharp, c_grid)
     else:
         i_loss = loss_search()

@@ -439,19 +439,21 @@ def initial_sharpness_batch(model: Model, params, aux, data: TrainData, cfg: Tra
 
 def cpu_threads() -> int:
     """How many runs (or lambda_0 measurements) the CPU's "map" batching computes at once:
-    ``EARLYTRAIN_CPU_THREADS`` if set (a positive integer), else the CPU cores this process may
-    use. Why more than one: a single run's program keeps the cores only partly busy (small
-    matmuls, a Lanczos loop of vector operations, control flow between them), and independent
-    runs need no synchronisation; bench/README.md has the measurement."""
+    ``EARLYTRAIN_CPU_THREADS`` if set (a positive integer), else 1.
+
+    Why 1 by default: XLA's CPU kernels (matmuls, convolutions) split their sums among the cores,
+    and two programs computing at once change how, so their results differ in the last bits from
+    one execution to the next (measured: a CNN trajectory at a chaotic c then differs visibly
+    after a few steps). One at a time, every run is bit-reproducible. More than one keeps the
+    cores busier (a single run leaves them partly idle: about 1.25x faster here,
+    bench/README.md) at the price of that reproducibility; the constants of the book's searches
+    did not move in a build with 2."""
     env = os.environ.get("EARLYTRAIN_CPU_THREADS")
-    if env is not None:
-        check(env.strip().isdigit() and int(env) >= 1, "EARLYTRAIN_CPU_THREADS",
-              "a positive integer (runs computed at once on the CPU)", env)
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover (macOS, Windows)
-        return max(1, os.cpu_count() or 1)
+    if env is None:
+        return 1
+    check(env.strip().isdigit() and int(env) >= 1, "EARLYTRAIN_CPU_THREADS",
+          "a positive integer (runs computed at once on the CPU)", env)
+    return int(env)
 
 
 _WARM: set = set()  # the programs ``in_threads`` has compiled in this process
@@ -495,8 +497,8 @@ def in_threads(fn, tasks, program, compile_first, threads: int | None = None) ->
     are ready. ``program``: a hashable key of that program; ``compile_first()`` compiles it
     ahead of time (``jit(...).lower(...).compile()``, which fills jit's own cache) and is called
     the first time a program is seen in this process: threads that call a program not compiled
-    yet would each compile it. XLA computes each call as it would alone: the results do not
-    depend on the threads (tests/test_train.py)."""
+    yet would each compile it. With threads > 1 the calls compute at the same time, and XLA's
+    CPU kernels then round differently from one execution to the next (``cpu_threads``)."""
     tasks = list(tasks)
     threads = cpu_threads() if threads is None else threads
     check_int(threads, "threads", minimum=1)
@@ -523,7 +525,7 @@ def run_each(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, b
 
     params/aux/lam0: leading axis S; c: [S, C] -> numpy Trajectory [S, C, T + 1]. One compiled
     program (``run_grid`` on a [1, 1] batch) serves every batch of runs, so a run's records do
-    not depend on which runs were computed beside it."""
+    not depend on which runs are in its batch (with threads = 1: bit for bit)."""
     c = np.asarray(c)
     S, C = c.shape
     dtype = jnp.result_type(float)  # the dtype jnp.asarray gives c (float32 unless x64)
