@@ -443,7 +443,7 @@ def cpu_threads() -> int:
 
     Why 1 by default: XLA's CPU kernels (matmuls, convolutions) split their sums among the cores,
     and two programs computing at once change how, so their results differ in the last bits from
-    one execution to the next (measured: a CNN trajectory at a chaotic c then differs visibly
+    one execution to the next (measured: an FCN trajectory at a chaotic c then differs visibly
     after a few steps). One at a time, every run is bit-reproducible. More than one keeps the
     cores busier (a single run leaves them partly idle: about 1.25x faster here,
     bench/README.md) at the price of that reproducibility; the constants of the book's searches
