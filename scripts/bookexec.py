@@ -476,18 +476,11 @@ def _execute_one(path: str, timeout: int | None, allow_errors: bool, claims: str
 
 
 def cached_results_read(prov: str | None, path) -> int:
-    """How many results the chapter's execution read from the results cache (its results log,
-    ``<prov>/<stem>.results.jsonl``, entries with ``computed: false``); 0 without a log."""
-    log_file = Path(prov) / f"{Path(path).stem}.results.jsonl" if prov else None
-    if log_file is None or not log_file.is_file():
-        return 0
-    n = 0
-    for line in log_file.read_text().splitlines():
-        try:
-            n += json.loads(line).get("computed") is False
-        except (ValueError, AttributeError):
-            continue
-    return n
+    """How many distinct results the chapter's execution read from the results cache without
+    computing them (``provenance.results_log`` of ``<prov>/<stem>.results.jsonl``); 0 without a log."""
+    from earlytrain.book import provenance
+    log = provenance.results_log(Path(path).stem, prov) if prov else None
+    return log["read"] if log else 0
 
 
 def _failing_cell(nb: nbformat.NotebookNode) -> str:

@@ -90,7 +90,8 @@ def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
 
 
 def test_cached_results_read_counts_the_results_log(tmp_path):
-    (tmp_path / "01_x.results.jsonl").write_text('{"computed": true}\n{"computed": false}\n{"computed": false}\nnot json\n')
+    (tmp_path / "01_x.results.jsonl").write_text('{"path": "a", "computed": true}\n{"path": "b", "computed": false}\n'
+                                                 '{"path": "c", "computed": false}\nnot json\n')
     assert bookexec.cached_results_read(str(tmp_path), "book/01_x.md") == 2
     assert bookexec.cached_results_read(str(tmp_path), "book/02_y.md") == 0
     assert bookexec.cached_results_read(None, "book/01_x.md") == 0

@@ -146,7 +146,8 @@ def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None,
     h = min(M, hvp_chunk or cfg.train.hvp_chunk or 1)
     chunk = c_chunk or cfg.c_chunk or 1
     if train.default_batching() == "map":  # one run per call, train.cpu_threads() calls at once
-        at_once = lam0_at_once = min(train.cpu_threads(), S * n)
+        threads = train.cpu_threads()
+        at_once, lam0_at_once = min(threads, S * n), min(threads, S)
     else:
         lam0_at_once = S
         loss_k = {"grid": n, "coarse_to_fine": math.ceil(n / cfg.stride)}.get(cfg.search, 1)
@@ -154,7 +155,7 @@ def point_bytes(cfg, depth: int, width: int, c_chunk: int | None = None,
     assert cfg.search in search.STRATEGIES
     return {"data": item * cfg.n_train * (math.prod(shape) + math.prod(out)),
             "parameters": item * S * P,
-            "lambda_0": item * min(S, lam0_at_once) * ((2 * k + 4) * P + h * act),
+            "lambda_0": item * lam0_at_once * ((2 * k + 4) * P + h * act),
             # a step's batch, the forward pass of the loss measurement, a product's chunk
             "runs": item * at_once * ((k + 4) * P + B * act + M * act1 + h * act)}
 

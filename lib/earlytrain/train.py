@@ -250,9 +250,7 @@ def decide_threshold(lam0: hessian.Eig, decide: Decide):
     above it makes both the indicator on the estimates (what the sweep computes, so the
     constants are the current engine's) and the one on the true eigenvalues True.
     inf where lambda_0 is not a finite positive estimate with a finite bound (never decides)."""
-    thr = lam0.value * (1 + lam0.bound) * decide.boundary * (1 + DECIDE_MARGIN)
-    ok = jnp.isfinite(thr) & (lam0.value > 0)
-    return jnp.where(ok, thr, jnp.inf).astype(lam0.value.dtype)
+    return _rise_threshold(lam0.value * (1 + lam0.bound), lam0.value, decide)
 
 
 def loss_threshold(loss0, decide: Decide):
@@ -261,9 +259,15 @@ def loss_threshold(loss0, decide: Decide):
     (float32 values, their ratio in float64); a loss above this threshold (a float32 product,
     relative error ~1e-7) has a ratio above the boundary, so the recorded run gives True, as the
     full run would (a max over steps). inf where L_0 is not finite and positive (never decides)."""
-    thr = loss0 * decide.boundary * (1 + DECIDE_MARGIN)
-    ok = jnp.isfinite(thr) & (loss0 > 0)
-    return jnp.where(ok, thr, jnp.inf).astype(jnp.result_type(loss0))
+    return _rise_threshold(loss0, loss0, decide)
+
+
+def _rise_threshold(upper, ref, decide: Decide):
+    """upper x the boundary ratio x (1 + DECIDE_MARGIN), in ref's dtype; inf (never decides)
+    where that is not finite or ref (the quantity at step 0) is not positive."""
+    thr = upper * decide.boundary * (1 + DECIDE_MARGIN)
+    ok = jnp.isfinite(thr) & (ref > 0)
+    return jnp.where(ok, thr, jnp.inf).astype(jnp.result_type(ref))
 
 
 def run(model: Model, params0, aux, lr, data: TrainData, batches, cfg: TrainConfig,
@@ -502,10 +506,9 @@ def in_threads(fn, tasks, program, compile_first, threads: int | None = None) ->
     tasks = list(tasks)
     threads = cpu_threads() if threads is None else threads
     check_int(threads, "threads", minimum=1)
-    program = (program, jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
-    run = in_caller_context(lambda t: jax.block_until_ready(fn(t)))
     if threads == 1 or len(tasks) < 2:
-        return [run(t) for t in tasks]
+        return [jax.block_until_ready(fn(t)) for t in tasks]
+    program = (program, jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
     if program not in _WARM:
         with _WARM_LOCK:  # one compile, even when two threads bring the same new program
             if program not in _WARM:
@@ -514,7 +517,7 @@ def in_threads(fn, tasks, program, compile_first, threads: int | None = None) ->
     with _POOLS_LOCK:
         pool = _POOLS.get(threads) or _POOLS.setdefault(
             threads, ThreadPoolExecutor(threads, thread_name_prefix="earlytrain-run"))
-    return list(pool.map(run, tasks))
+    return list(pool.map(in_caller_context(lambda t: jax.block_until_ready(fn(t))), tasks))
 
 
 def run_each(model: Model, params, aux, lam0: hessian.Eig, c, data: TrainData, batches,
