@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from earlytrain import hessian, losses, models
+from earlytrain import hessian, initializers, losses, models
 from earlytrain.models import ModelConfig
 
 # Monte-Carlo checks pass within Z_MAX standard errors (two-sided p ~ 6e-5 per check for a
@@ -211,6 +211,47 @@ def test_vmapped_init_equals_separate_inits(kw):
     # distinct seeds give distinct networks
     k = params[sorted(params)[0]]["kernel"]
     assert not np.array_equal(np.asarray(k[0]), np.asarray(k[1]))
+
+
+@pytest.mark.parametrize("ours, jaxs", [
+    (lambda: initializers.normal(0.05), lambda: jax.nn.initializers.normal(0.05)),
+    (lambda: initializers.normal(1.0), lambda: jax.nn.initializers.normal(1.0)),
+    (lambda: initializers.fan_in_scaling(2.0, "normal"),
+     lambda: jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")),
+    (lambda: initializers.fan_in_scaling(0.7, "truncated_normal"),
+     lambda: jax.nn.initializers.variance_scaling(0.7, "fan_in", "truncated_normal")),
+    (initializers.lecun_normal, jax.nn.initializers.lecun_normal)])
+@pytest.mark.parametrize("shape", [(784, 256), (3, 3, 16, 24), (7, 7, 3, 5)])
+def test_initializers_draw_jax_s_bits_eagerly_and_compiled(ours, jaxs, shape):
+    """Each initializer is JAX's, bit for bit, eagerly and inside a compiled program: the book's
+    networks keep their weights when ``init_many`` compiles their initialisation."""
+    key = jax.random.PRNGKey(3)
+    reference = np.asarray(jaxs()(key, shape))  # JAX's, eagerly: what the book's networks had
+    np.testing.assert_array_equal(np.asarray(ours()(key, shape)), reference)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda k: ours()(k, shape))(k=key)), reference)
+    with jax.enable_x64(True):  # the default dtype follows x64, as JAX's does
+        np.testing.assert_array_equal(np.asarray(ours()(key, shape)), np.asarray(jaxs()(key, shape)))
+        assert ours()(key, shape).dtype == jnp.float64
+
+
+def test_initializers_reject_an_unknown_distribution():
+    with pytest.raises(ValueError, match="distribution"):
+        initializers.fan_in_scaling(1.0, "uniform")
+
+
+@pytest.mark.parametrize("cfg, shape", [(ModelConfig(depth=4, width=64), (28, 28, 1)),
+                                        (ModelConfig(depth=3, width=16, parameterization="ntp", bias=True), (28, 28, 1)),
+                                        (ModelConfig(arch="myrtle", depth=5, width=8, sigma_last2=0.5), (32, 32, 3)),
+                                        (ModelConfig(arch="resnet", depth=18, width=4), (32, 32, 3))])
+def test_compiled_init_many_equals_eager_init(cfg, shape):
+    """``init_many`` compiles the initialisation of the book's architectures: the parameters are
+    bit for bit those of the eager ``model.init`` of each seed."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, *shape)), jnp.float32)
+    model = models.build(cfg)
+    params, aux = models.init_many(model, models.seed_keys([1, 5]), x)
+    for i, s in enumerate([1, 5]):
+        p, _ = model.init(jax.random.PRNGKey(s), x)
+        jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u[i]), np.asarray(v)), params, p)
 
 
 def test_seed_keys_are_prngkey_of_seed():

@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import initializers
 from .errors import check, check_choice
 
 POOL_LIST = {5: (1, 2, 3), 7: (1, 3, 5), 10: (2, 5, 8)}  # blocks followed by an avg_pool
@@ -103,10 +104,12 @@ def _resolve(conv_impl: Optional[str]) -> str:
 
 
 def conv_module(conv_impl: Optional[str]):
-    """nn.Conv with the convolution of ``conv_impl`` (None: ``default_conv_impl()``)."""
+    """nn.Conv with the convolution of ``conv_impl`` (None: ``default_conv_impl()``) and nn.Conv's
+    default kernel init, lecun_normal, from ``initializers`` (the same draws compiled as eager)."""
+    conv = functools.partial(nn.Conv, kernel_init=initializers.lecun_normal())
     if _resolve(conv_impl) == "xla":
-        return nn.Conv
-    return functools.partial(nn.Conv, conv_general_dilated=conv_patches)
+        return conv
+    return functools.partial(conv, conv_general_dilated=conv_patches)
 
 
 def avg_pool_2x2(x):
@@ -140,7 +143,7 @@ class Myrtle(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        conv_init = nn.initializers.variance_scaling(self.sigma_w2, "fan_in", "normal")
+        conv_init = initializers.fan_in_scaling(self.sigma_w2, "normal")
         conv, pool = conv_module(self.conv_impl), pool_module(self.conv_impl)
         h = x
         for i in range(self.depth - 1):
@@ -154,7 +157,7 @@ class Myrtle(nn.Module):
                 h = pool(h)
         h = h.reshape(h.shape[0], -1)
         last_init = (nn.initializers.zeros if self.zero_last else
-                     nn.initializers.variance_scaling(self.sigma_last2, "fan_in", "truncated_normal"))
+                     initializers.fan_in_scaling(self.sigma_last2, "truncated_normal"))
         return nn.Dense(self.n_out, use_bias=self.use_bias, kernel_init=last_init)(h)
 
 
@@ -195,7 +198,7 @@ class ResNet(nn.Module):
                 strides = (2, 2) if i > 0 and j == 0 else (1, 1)
                 h = BasicBlock(self.width * 2 ** i, strides, self.conv_impl)(h)
         h = jnp.mean(h, axis=(1, 2))
-        kernel_init = nn.initializers.zeros if self.zero_last else nn.initializers.lecun_normal()
+        kernel_init = nn.initializers.zeros if self.zero_last else initializers.lecun_normal()
         return nn.Dense(self.n_out, kernel_init=kernel_init)(h)
 
 

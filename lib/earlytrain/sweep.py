@@ -141,10 +141,11 @@ def from_params(**params) -> SweepConfig:
 def train_data(dataset, n_train: int, n_measure: int, seed: int) -> train.TrainData:
     """The data of a sweep's points as device arrays: the SGD pool (``data.load_pool``: a seeded
     subset of n_train training examples, x [n_train, ...], y [n_train, k]) and its first n_measure
-    examples for the sharpness. Memoised (the last 4), so the points of a sweep load it once."""
+    examples for the sharpness. Memoised (the last 4), so the points of a sweep load it once.
+    The subset is sliced on the host (a slice of a device array is an eager op, compiled on its
+    own for each shape)."""
     x, y = data.load_pool(dataset, n_train, seed)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    return train.TrainData(x, y, x[:n_measure], y[:n_measure])
+    return train.TrainData(*map(jnp.asarray, (x, y, x[:n_measure], y[:n_measure])))
 
 
 def shard_seeds(tree):
