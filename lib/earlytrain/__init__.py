@@ -10,6 +10,7 @@ Modules (one job each):
                Arrays (one's own x, y).
   models    -- FCN (SP / NTP at criticality), output variants, Network (one's own model);
                Model = (init, apply). cnn: the Myrtle and ResNet modules.
+               initializers: JAX's weight initializers, the same draws compiled as eager.
   losses    -- MSE (0.5 * mean, as the paper) and softmax cross-entropy.
   hessian   -- Hessian-vector products, power iteration, Lanczos, dense reference.
   train     -- one early-training run as a lax.scan, vmapped over seeds and c.
