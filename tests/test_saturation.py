@@ -203,3 +203,59 @@ def test_steep_verdict_every_branch():
     assert saturation.steep_verdict(c(0, 2), x_step) == "more than one grid step from the recalled c ~ 4 at some widths"
     assert saturation.steep_verdict(c(-2, 3), x_step) == "more than one grid step from the recalled c ~ 4 at every width"
     assert saturation.steep_verdict(c(np.nan), x_step) == "more than one grid step from the recalled c ~ 4 at every width"
+
+
+def _per_init_sweep():
+    """A synthetic sweep (depth, width, seed, c) = (1, 2, 3, 41) whose initialisations differ in the
+    sharpness of their step (so their chi'' minima differ), with seed 2 of width 32 diverged at
+    the last three c and seed 3 of width 64 diverged from the fifth c on."""
+    import xarray as xr
+    x = np.round(np.arange(-1, 1 + 1e-9, 0.05), 10)
+    s = np.array([0.1, 0.15, 0.2])
+    chi = np.stack([1 - 0.8 / (1 + np.exp(-(x - 0.2) / s[:, None])) * f for f in (1.0, 0.5)])[None]
+    chi[0, 0, 1, -3:] = np.nan
+    chi[0, 1, 2, 4:] = np.nan
+    return xr.Dataset({"chi": (("depth", "width", "seed", "c"), chi)},
+                      coords={"depth": [4], "width": [32, 64], "seed": [7, 8, 9], "c": 2.0 ** x, "x": ("c", x)})
+
+
+def test_min_d2_per_init_is_each_initialisations_own_minimum():
+    ds = _per_init_sweep()
+    out = saturation.min_d2_per_init(ds, 4, 7, 3)
+    assert out.dims == ("width", "seed")
+    assert list(out.width.values) == [32, 64] and list(out.seed.values) == [7, 8, 9]
+    # independently: the Savitzky-Golay chi'' of each initialisation's raw curve, cut before its
+    # first NaN, minimised over c
+    dx = 0.05
+    for iw, w in enumerate([32, 64]):
+        for i in range(3):
+            curve = ds.chi.values[0, iw, i]
+            n = int(np.isfinite(curve).sum())
+            if n < 7:  # too short for the filter: NaN
+                assert np.isnan(out.values[iw, i]), (w, i)
+                continue
+            _, _, d2 = saturation.sg_derivatives(curve[:n], dx, 7, 3)
+            assert out.values[iw, i] == pytest.approx(d2.min(), rel=1e-12, abs=0), (w, i)
+    # the steeper the step, the deeper the minimum (a per-initialisation quantity, not the mean's)
+    assert out.values[0, 0] < out.values[0, 1] < out.values[0, 2] < 0
+    # the same as analyse applied seed by seed
+    for i in range(3):
+        ref = saturation.analyse(ds.isel(seed=[i]), 7, 3).d2.sel(depth=4).min("c").values
+        np.testing.assert_array_equal(out.isel(seed=i).values, ref)
+    # a diverged tail cuts only that initialisation's curve
+    assert np.isnan(out.values[1, 2]) and np.isfinite(out.values).sum() == 5
+
+
+def test_chi_at_smallest_c_per_initialisation():
+    ds = _per_init_sweep()
+    out = saturation.chi_at_smallest_c(ds, 4)
+    assert out.dims == ("width", "seed") and out.shape == (2, 3)
+    np.testing.assert_array_equal(out.values, ds.chi.values[0, :, :, 0])
+    # the smallest c, whatever the order of the grid and of the dimensions
+    flipped = ds.isel(c=slice(None, None, -1)).transpose("seed", "c", "width", "depth")
+    np.testing.assert_array_equal(saturation.chi_at_smallest_c(flipped, 4).values, ds.chi.values[0, :, :, 0])
+    # a run diverged at the smallest c gives NaN there
+    chi = ds.chi.values.copy()
+    chi[0, 1, 0, 0] = np.nan
+    nan_out = saturation.chi_at_smallest_c(ds.assign(chi=(ds.chi.dims, chi)), 4).values
+    assert np.isnan(nan_out[1, 0]) and np.isfinite(np.delete(nan_out.ravel(), 3)).all()

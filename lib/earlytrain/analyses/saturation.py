@@ -291,6 +291,26 @@ def analyse(ds: xr.Dataset, sg_window: int = 7, polyorder: int = 3) -> xr.Datase
     return out
 
 
+def min_d2_per_init(ds: xr.Dataset, depth: int, sg_window: int = 7, polyorder: int = 3) -> xr.DataArray:
+    """The minimum over c of chi'' of each initialisation's own chi at ``depth`` -> DataArray
+    (width, seed), with ds's width and seed coordinates.
+
+    ``analyse`` applied to one initialisation at a time (so the same Savitzky-Golay filter, the
+    same cut at a diverged c), then chi'' minimised over c: how deep the peak of chi'' is for each
+    initialisation, so that its spread over initialisations can be judged (the mean over
+    initialisations of chi'' is not the same number). NaN where an initialisation's curve is too
+    short for the filter (it diverged too early)."""
+    parts = [analyse(ds.isel(seed=[i]), sg_window, polyorder).d2.sel(depth=depth).min("c")
+             for i in range(ds.sizes["seed"])]
+    return xr.concat(parts, dim="seed").assign_coords(seed=ds.seed.values).transpose("width", "seed")
+
+
+def chi_at_smallest_c(ds: xr.Dataset, depth: int) -> xr.DataArray:
+    """chi of each initialisation at the smallest c of the grid, at ``depth`` -> DataArray (width,
+    seed): the level of stage (1), below c_crit, before the drop (NaN where that run diverged)."""
+    return ds.chi.sel(depth=depth).isel(c=int(np.argmin(ds.c.values))).transpose("width", "seed")
+
+
 def c_crit_by_filter(ds: xr.Dataset, settings=((5, 2), (7, 3), (9, 3))) -> xr.DataArray:
     """c_crit of ``analyse`` for several Savitzky-Golay (window, order) settings [I], to show how
     much the estimate depends on them (analysis only, no runs) -> DataArray (filter, depth,
