@@ -21,6 +21,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .errors import check_choice
+
 TRUNCATED_STD = 0.87962566103423978  # std of a standard normal truncated to (-2, 2) (JAX's constant)
 DISTRIBUTIONS = ("normal", "truncated_normal")
 
@@ -48,8 +50,7 @@ def fan_in_scaling(scale: float, distribution: str):
     last axis is the output and second-to-last the input (Dense [in, out], Conv [kh, kw, in, out]):
     variance scale / fan_in, fan_in = the product of all axes but the last. ``distribution``:
     "normal" or "truncated_normal" (at two standard deviations, rescaled to that variance)."""
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution: expected one of {DISTRIBUTIONS}, got {distribution!r}")
+    check_choice(distribution, "distribution", DISTRIBUTIONS)
 
     def init(key, shape, dtype=None):
         dtype = _dtype(dtype)
