@@ -277,6 +277,22 @@ def test_init_many_of_output_variants_equals_the_eager_vmapped_init(cfg):
         np.testing.assert_allclose(np.asarray(got[1]["scale"]), cfg.out_alpha / norm0, rtol=1e-5)
 
 
+def test_one_compiled_draw_serves_every_output_variant_of_a_network():
+    """The compiled draw is keyed by the network's value (``ModuleParams``): the output variants of
+    one network, and each ``build`` of it, reuse it; another network compiles its own."""
+    x = jnp.ones((3, 28, 28, 1))
+    keys = models.seed_keys([1, 2])
+    base = ModelConfig(depth=2, width=24)
+    before = models._draw_compiled._cache_size()
+    variants = [base, base.replace(out_alpha=0.5), base.replace(centered=True), base.replace(out_exp=0.5)]
+    draws = [models.init_many(models.build(c), keys, x)[0] for c in variants]
+    assert models._draw_compiled._cache_size() == before + 1
+    for d in draws[1:]:
+        jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), d, draws[0])
+    models.init_many(models.build(base.replace(width=25)), keys, x)
+    assert models._draw_compiled._cache_size() == before + 2
+
+
 def test_seed_keys_are_prngkey_of_seed():
     keys = models.seed_keys([1, 2, 3])
     for i, s in enumerate([1, 2, 3]):

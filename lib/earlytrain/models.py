@@ -199,6 +199,24 @@ ARCHITECTURES = types.MappingProxyType({"fcn": Architecture(_fcn, 2),  # one hid
                                         "resnet": Architecture(_resnet, 1)})
 
 
+@dataclass(frozen=True)
+class ModuleParams:
+    """The parameters' draw of a Flax module: (key, x [B, ...]) -> params, initialised on one
+    example (``x[:1]``: the parameters do not depend on the batch). Equal and hashed by the module's
+    value, so that every ``Model`` of one network (its output variants, each ``build`` of it) shares
+    one compiled draw in ``init_many`` (jit's static key)."""
+    net: nn.Module
+
+    def __call__(self, key, x):
+        variables = self.net.init(key, x[:1])
+        extra = sorted(set(variables) - {"params"})
+        if extra:
+            raise ConfigError(f"model: a Flax module with only 'params' variables (the sweeps train "
+                              f"params only), got also the collections {extra} (e.g. BatchNorm "
+                              "statistics); use a module without mutable state")
+        return variables["params"]
+
+
 def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional[float] = None,
          config: Any = None) -> Model:
     """The ``Model`` of a raw network, with the output variants of the module docstring.
@@ -208,14 +226,7 @@ def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional
     -> f [B, k]``. A module is initialised on one example (``x[:1]``): the parameters do not
     depend on the batch."""
     if isinstance(net, nn.Module):
-        def raw_init(key, x):
-            variables = net.init(key, x[:1])
-            extra = sorted(set(variables) - {"params"})
-            if extra:
-                raise ConfigError(f"model: a Flax module with only 'params' variables (the sweeps train "
-                                  f"params only), got also the collections {extra} (e.g. BatchNorm "
-                                  "statistics); use a module without mutable state")
-            return variables["params"]
+        raw_init = ModuleParams(net)
 
         def raw(params, x):
             return net.apply({"params": params}, x) * out_mult
@@ -497,17 +508,18 @@ def init_many(model: Model, keys: jax.Array, x: jax.Array):
     parameters are bit for bit those of ``model.init`` (tests/test_models.py). What the output
     variants keep beside them (``Model.init_aux``) stays eager, as ``model.init`` computes it:
     compiled, ``out_alpha``'s output norm N_0 (a reduction over the forward pass) would be rounded
-    differently. A network of one's own (``Network``) is initialised eagerly, as its own code
-    does: compiled, the arithmetic of its initializers could be folded into other roundings."""
-    if isinstance(model.config, ModelConfig) and model.init_params is not None:
-        params = _draw_compiled(model, keys, x)
+    differently. One compiled draw serves every model of one network (``ModuleParams``), whatever
+    its output variants. A network of one's own (``Network``) is initialised eagerly, as its own
+    code does: compiled, the arithmetic of its initializers could be folded into other roundings."""
+    if isinstance(model.config, ModelConfig) and isinstance(model.init_params, ModuleParams):
+        params = _draw_compiled(model.init_params, keys, x)
         return params, jax.vmap(model.init_aux, in_axes=(0, None))(params, x)
     return jax.vmap(model.init, in_axes=(0, None))(keys, x)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _draw_compiled(model: Model, keys: jax.Array, x: jax.Array):
-    return jax.vmap(model.init_params, in_axes=(0, None))(keys, x)
+def _draw_compiled(init_params: ModuleParams, keys: jax.Array, x: jax.Array):
+    return jax.vmap(init_params, in_axes=(0, None))(keys, x)
 
 
 def seed_keys(seeds) -> jax.Array:
