@@ -254,6 +254,45 @@ def test_compiled_init_many_equals_eager_init(cfg, shape):
         jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u[i]), np.asarray(v)), params, p)
 
 
+@pytest.mark.parametrize("cfg", [ModelConfig(depth=3, width=32, out_alpha=0.5),
+                                 ModelConfig(depth=3, width=32, centered=True),
+                                 ModelConfig(depth=2, width=16, out_alpha=2.0, centered=True, parameterization="ntp"),
+                                 ModelConfig(arch="myrtle", depth=5, width=8, out_alpha=1.0)])
+def test_init_many_of_output_variants_equals_the_eager_vmapped_init(cfg):
+    """With ``out_alpha`` or ``centered``, ``init_many`` compiles the parameters' draw and keeps
+    ``init_aux`` eager: parameters and aux (the scale alpha / N_0, the copy params0) are bit for bit
+    those of the eager, vmapped ``model.init`` that initialised these models before."""
+    shape = (32, 32, 3) if cfg.arch == "myrtle" else (28, 28, 1)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(6, *shape)), jnp.float32)
+    model = models.build(cfg)
+    keys = models.seed_keys([1, 4, 9])
+    got = models.init_many(model, keys, x)
+    want = jax.vmap(model.init, in_axes=(0, None))(keys, x)  # eager: the code before
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert set(got[1]) == {k for k, on in [("scale", cfg.out_alpha is not None), ("params0", cfg.centered)] if on}
+    jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), got, want)
+    if cfg.out_alpha is not None:  # the scale is alpha / N_0, N_0 the mean output norm at init
+        f = jax.vmap(lambda p: model.apply(p, {}, x))(got[0])
+        norm0 = np.linalg.norm(np.asarray(f, np.float64), axis=-1).mean(axis=-1)
+        np.testing.assert_allclose(np.asarray(got[1]["scale"]), cfg.out_alpha / norm0, rtol=1e-5)
+
+
+def test_one_compiled_draw_serves_every_output_variant_of_a_network():
+    """The compiled draw is keyed by the network's value (``ModuleParams``): the output variants of
+    one network, and each ``build`` of it, reuse it; another network compiles its own."""
+    x = jnp.ones((3, 28, 28, 1))
+    keys = models.seed_keys([1, 2])
+    base = ModelConfig(depth=2, width=24)
+    before = models._draw_compiled._cache_size()
+    variants = [base, base.replace(out_alpha=0.5), base.replace(centered=True), base.replace(out_exp=0.5)]
+    draws = [models.init_many(models.build(c), keys, x)[0] for c in variants]
+    assert models._draw_compiled._cache_size() == before + 1
+    for d in draws[1:]:
+        jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), d, draws[0])
+    models.init_many(models.build(base.replace(width=25)), keys, x)
+    assert models._draw_compiled._cache_size() == before + 2
+
+
 def test_seed_keys_are_prngkey_of_seed():
     keys = models.seed_keys([1, 2, 3])
     for i, s in enumerate([1, 2, 3]):

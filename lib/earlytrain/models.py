@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import inspect
 import types
@@ -100,10 +101,16 @@ class ModelConfig:
 
 
 class Model(NamedTuple):
-    """init(key, x [B, ...]) -> (params, aux); apply(params, aux, x [B, ...]) -> f [B, n_out]."""
+    """init(key, x [B, ...]) -> (params, aux); apply(params, aux, x [B, ...]) -> f [B, n_out].
+
+    ``init`` is ``init_aux(init_params(key, x), x)`` when the two parts are given (``wrap`` gives
+    them): the parameters' draw, and what the output variants keep beside the parameters
+    (``centered``'s copy, ``out_alpha``'s scale). ``init_many`` compiles the first only."""
     init: Callable[[jax.Array, jax.Array], tuple[Any, Any]]
     apply: Callable[[Any, Any, jax.Array], jax.Array]
     config: ModelConfig
+    init_params: Optional[Callable[[jax.Array, jax.Array], Any]] = None
+    init_aux: Optional[Callable[[Any, jax.Array], dict]] = None
 
 
 class ScaledDense(nn.Module):
@@ -192,6 +199,24 @@ ARCHITECTURES = types.MappingProxyType({"fcn": Architecture(_fcn, 2),  # one hid
                                         "resnet": Architecture(_resnet, 1)})
 
 
+@dataclass(frozen=True)
+class ModuleParams:
+    """The parameters' draw of a Flax module: (key, x [B, ...]) -> params, initialised on one
+    example (``x[:1]``: the parameters do not depend on the batch). Equal and hashed by the module's
+    value, so that every ``Model`` of one network (its output variants, each ``build`` of it) shares
+    one compiled draw in ``init_many`` (jit's static key)."""
+    net: nn.Module
+
+    def __call__(self, key, x):
+        variables = self.net.init(key, x[:1])
+        extra = sorted(set(variables) - {"params"})
+        if extra:
+            raise ConfigError(f"model: a Flax module with only 'params' variables (the sweeps train "
+                              f"params only), got also the collections {extra} (e.g. BatchNorm "
+                              "statistics); use a module without mutable state")
+        return variables["params"]
+
+
 def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional[float] = None,
          config: Any = None) -> Model:
     """The ``Model`` of a raw network, with the output variants of the module docstring.
@@ -201,14 +226,7 @@ def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional
     -> f [B, k]``. A module is initialised on one example (``x[:1]``): the parameters do not
     depend on the batch."""
     if isinstance(net, nn.Module):
-        def raw_init(key, x):
-            variables = net.init(key, x[:1])
-            extra = sorted(set(variables) - {"params"})
-            if extra:
-                raise ConfigError(f"model: a Flax module with only 'params' variables (the sweeps train "
-                                  f"params only), got also the collections {extra} (e.g. BatchNorm "
-                                  "statistics); use a module without mutable state")
-            return variables["params"]
+        raw_init = ModuleParams(net)
 
         def raw(params, x):
             return net.apply({"params": params}, x) * out_mult
@@ -223,15 +241,18 @@ def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional
         def raw(params, x):
             return pair_apply(params, x) * out_mult
 
-    def init(key, x):
-        params = raw_init(key, x)
+    def init_aux(params, x):
         aux = {}
         if centered:
             aux["params0"] = params
         if out_alpha is not None:
             norm0 = jnp.mean(jnp.linalg.norm(raw(params, x), axis=-1))
             aux["scale"] = out_alpha / norm0
-        return params, aux
+        return aux
+
+    def init(key, x):
+        params = raw_init(key, x)
+        return params, init_aux(params, x)
 
     def apply(params, aux, x):
         f = raw(params, x)
@@ -242,7 +263,7 @@ def wrap(net, out_mult: float = 1.0, centered: bool = False, out_alpha: Optional
             f = f - (aux["scale"] * f0 if "scale" in aux else f0)
         return f
 
-    return Model(init, apply, config)
+    return Model(init, apply, config, raw_init, init_aux)
 
 
 def build(spec) -> Model:
@@ -480,25 +501,25 @@ def network(model, version: Optional[str] = None, name: Optional[str] = None) ->
 def init_many(model: Model, keys: jax.Array, x: jax.Array):
     """Initialise one network per key at once: keys [S, 2] -> (params, aux) with a leading S axis.
 
-    The book's architectures (a ``ModelConfig``) are initialised by one compiled program per
-    model and shapes (kept by the persistent compilation cache): eagerly, a Flax ``init`` runs its
-    ops one at a time, each compiled on its own (0.4 s per sweep point on this CPU). Their
-    initializers (``initializers``) give the same draws compiled as eagerly, so the parameters
-    are bit for bit those of ``model.init`` (tests/test_models.py). Initialised eagerly, as
-    before: a network of one's own (``Network``), as its own code does (compiled, the arithmetic
-    of its initializers could be folded into other roundings), and a model with ``out_alpha``
-    (compiled, the output norm N_0 of its scale a / N_0, a reduction over the forward pass, is
-    rounded differently)."""
-    if isinstance(model.config, ModelConfig) and model.config.out_alpha is None:
-        return _init_compiled(model, keys, x)
-    return _init_each(model, keys, x)
-
-
-def _init_each(model: Model, keys: jax.Array, x: jax.Array):
+    The parameters of the book's architectures (a ``ModelConfig``) are drawn by one compiled
+    program per model and shapes (kept by the persistent compilation cache): eagerly, a Flax
+    ``init`` runs its ops one at a time, each compiled on its own (0.4 s per sweep point on this
+    CPU). Their initializers (``initializers``) give the same draws compiled as eagerly, so the
+    parameters are bit for bit those of ``model.init`` (tests/test_models.py). What the output
+    variants keep beside them (``Model.init_aux``) stays eager, as ``model.init`` computes it:
+    compiled, ``out_alpha``'s output norm N_0 (a reduction over the forward pass) would be rounded
+    differently. One compiled draw serves every model of one network (``ModuleParams``), whatever
+    its output variants. A network of one's own (``Network``) is initialised eagerly, as its own
+    code does: compiled, the arithmetic of its initializers could be folded into other roundings."""
+    if isinstance(model.config, ModelConfig) and isinstance(model.init_params, ModuleParams):
+        params = _draw_compiled(model.init_params, keys, x)
+        return params, jax.vmap(model.init_aux, in_axes=(0, None))(params, x)
     return jax.vmap(model.init, in_axes=(0, None))(keys, x)
 
 
-_init_compiled = jax.jit(_init_each, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
+def _draw_compiled(init_params: ModuleParams, keys: jax.Array, x: jax.Array):
+    return jax.vmap(init_params, in_axes=(0, None))(keys, x)
 
 
 def seed_keys(seeds) -> jax.Array:
