@@ -329,7 +329,7 @@ def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
         doc.setdefault("about", "Seconds each chapter took to execute in the last build that executed it "
                        "(scripts/bookexec.py orders a build's chapters by them, longest first; refreshed by "
                        "every build when a time moves by more than 15 %).")
-        doc["seconds"] = dict(sorted(seconds.items()))
+        doc["seconds"] = {k: round(v) for k, v in sorted(seconds.items())}  # whole seconds, no 128 / 128.0 churn
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         os.replace(tmp, path)

@@ -85,6 +85,7 @@ def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["about"] == "kept"
     assert doc["seconds"] == {"a": 100, "b": 160, "c": 20}, "within 15 %: kept; a failed chapter: not recorded"
+    assert all(type(v) is int for v in doc["seconds"].values()), "whole seconds, the kept entries too"
     path.write_text("not json")
     assert bookexec.read_costs(root) == {}, "an unreadable file never fails the build"
 
