@@ -502,14 +502,14 @@ def init_many(model: Model, keys: jax.Array, x: jax.Array):
     """Initialise one network per key at once: keys [S, 2] -> (params, aux) with a leading S axis.
 
     The parameters of the book's architectures (a ``ModelConfig``) are drawn by one compiled
-    program per model and shapes (kept by the persistent compilation cache): eagerly, a Flax
+    program per network and shapes (kept by the persistent compilation cache): eagerly, a Flax
     ``init`` runs its ops one at a time, each compiled on its own (0.4 s per sweep point on this
     CPU). Their initializers (``initializers``) give the same draws compiled as eagerly, so the
     parameters are bit for bit those of ``model.init`` (tests/test_models.py). What the output
     variants keep beside them (``Model.init_aux``) stays eager, as ``model.init`` computes it:
     compiled, ``out_alpha``'s output norm N_0 (a reduction over the forward pass) would be rounded
-    differently. One compiled draw serves every model of one network (``ModuleParams``), whatever
-    its output variants. A network of one's own (``Network``) is initialised eagerly, as its own
+    differently. The draw is keyed by the network's value (``ModuleParams``), so it serves every
+    output variant of it. A network of one's own (``Network``) is initialised eagerly, as its own
     code does: compiled, the arithmetic of its initializers could be folded into other roundings."""
     if isinstance(model.config, ModelConfig) and isinstance(model.init_params, ModuleParams):
         params = _draw_compiled(model.init_params, keys, x)
