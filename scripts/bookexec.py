@@ -32,7 +32,9 @@ cache is empty, also starts the longest chapters first); a chapter in neither st
 (it may be long). Two workers then end within a few seconds of each other instead of the last
 chapter of the table of contents running alone. Every build refreshes the file with the chapters
 it executed (:func:`refresh_costs`; an entry changes only when the new time differs by more than
-REFRESH_TOLERANCE, so the committed file does not churn with every build's noise).
+REFRESH_TOLERANCE, so the committed file does not churn with every build's noise), provided the
+build paid what a fresh clone pays: no result read from the results cache, and the compilation
+cache empty at its start (:func:`compilation_cache_cold`).
 
 Claims and the report (``earlytrain.book.claims``). Each chapter records its claims' verdicts into
 ``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
@@ -82,6 +84,9 @@ LIB_KEY = "earlytrain_library"  # key of the {module: sha256} dict in a cache re
 CLAIMS_KEY = "earlytrain_claims"  # key of the claims files' sha256 in a report's record
 CLAIMS_ENV = "EARLYTRAIN_CLAIMS"
 PROV_ENV = "EARLYTRAIN_PROVENANCE"  # figure manifests, results logs, the build record
+ABOUT_COSTS = ("Seconds each chapter took to execute in the last build that computed everything, as a fresh "
+               "clone does (no cached result, an empty compilation cache); scripts/bookexec.py orders a build's "
+               "chapters by them, longest first; refreshed by such a build when a time moves by more than 15 %.")
 COSTS_FILE = "book/params/costs.json"  # committed per-chapter execution times (relative to the root)
 REFRESH_TOLERANCE = 0.15  # a cost entry is rewritten when the new time differs by more than this
 
@@ -301,14 +306,27 @@ def read_costs(root: Path) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0}
 
 
-def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
+def compilation_cache_cold(env: dict | None = None) -> bool:
+    """Whether JAX's persistent compilation cache (``JAX_COMPILATION_CACHE_DIR``) is off, absent or
+    empty: then every chapter compiles all its programs, as on a fresh clone. With a warm cache the
+    chapters of CNNs take less than half their fresh-clone time (07: 110 s warm, 282 s cold)."""
+    d = (os.environ if env is None else env).get("JAX_COMPILATION_CACHE_DIR")
+    if not d:
+        return True
+    p = Path(d)
+    return not p.is_dir() or next(p.iterdir(), None) is None
+
+
+def refresh_costs(root: Path, chapters: list["Chapter"], compiles_cold: bool = True) -> list[str]:
     """Write the execution times of ``chapters`` that executed without error and computed every
-    result they used (none read from the results cache: such a time is what a fresh clone pays) into the cost file
-    (whole seconds; an entry is kept when the new time is within REFRESH_TOLERANCE of it).
-    Only a root that has the file's directory (the book's ``book/params``) gets one. Returns the
-    docnames whose entry changed."""
+    result they used (none read from the results cache) into the cost file (whole seconds; an
+    entry is kept when the new time is within REFRESH_TOLERANCE of it), when the build compiled
+    everything too (``compiles_cold``: the compilation cache was cold at its start). Those times
+    are what a fresh clone pays; a warm build's would misorder it (the CNN chapter 07 is the
+    longest cold and fifth warm). Only a root that has the file's directory (the book's
+    ``book/params``) gets one. Returns the docnames whose entry changed."""
     path = Path(root) / COSTS_FILE
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() or not compiles_cold:
         return []
     try:
         doc = json.loads(path.read_text()) if path.exists() else {}
@@ -326,9 +344,7 @@ def refresh_costs(root: Path, chapters: list["Chapter"]) -> list[str]:
             seconds[ch.name] = round(ch.seconds)
             changed.append(ch.name)
     if changed:
-        doc.setdefault("about", "Seconds each chapter took to execute in the last build that executed it "
-                       "(scripts/bookexec.py orders a build's chapters by them, longest first; refreshed by "
-                       "every build when a time moves by more than 15 %).")
+        doc.setdefault("about", ABOUT_COSTS)
         doc["seconds"] = {k: round(v) for k, v in sorted(seconds.items())}  # whole seconds, no 128 / 128.0 churn
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -535,6 +551,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     pl = plan(root)
     if not pl.execute and not pl.cached:
         return pl
+    compiles_cold = compilation_cache_cold()  # before any chapter fills it
     ex = book_config(root).get("execute") or {}
     timeout, allow_errors = ex.get("timeout", 30), bool(ex.get("allow_errors", False))
     cache = get_cache(str(pl.cache_dir))
@@ -591,9 +608,12 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
         except BaseException:  # Ctrl-C: do not wait for the chapters still running
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    changed = refresh_costs(root, done)
+    changed = refresh_costs(root, done, compiles_cold)
     if changed:
         log(f"chapter costs refreshed in {COSTS_FILE}: " + ", ".join(Path(n).name for n in changed))
+    elif done and not compiles_cold:
+        log(f"chapter costs not refreshed: the compilation cache was warm, so these times are not a "
+            f"fresh clone's ({COSTS_FILE} is refreshed by a build that starts with an empty .cache/jax)")
     over = [c for c in done + failed if c.seconds and c.seconds > BUDGET_S]
     if over:
         log("over the 8-minute chapter budget: " + ", ".join(f"{c.short} ({_fmt(c.seconds)})" for c in over))

@@ -82,12 +82,25 @@ def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
     changed = bookexec.refresh_costs(root, [ch("a", 110.4), ch("b", 160.2), ch("c", 20.0), ch("d", 5.0, "Boom")])
     assert changed == ["b", "c"]
     assert bookexec.refresh_costs(root, [warm]) == [], "a run served by the results cache is not a fresh clone's cost"
+    assert bookexec.refresh_costs(root, [ch("a", 900.0)], compiles_cold=False) == [], \
+        "a build with a warm compilation cache is not a fresh clone's cost"
     doc = json.loads(path.read_text())
     assert doc["about"] == "kept"
     assert doc["seconds"] == {"a": 100, "b": 160, "c": 20}, "within 15 %: kept; a failed chapter: not recorded"
     assert all(type(v) is int for v in doc["seconds"].values()), "whole seconds, the kept entries too"
     path.write_text("not json")
     assert bookexec.read_costs(root) == {}, "an unreadable file never fails the build"
+
+
+def test_compilation_cache_cold_is_off_absent_or_empty(tmp_path):
+    d = tmp_path / "jax"
+    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": ""}), "off: everything compiles"
+    assert bookexec.compilation_cache_cold({}), "unset (the cache off): everything compiles"
+    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "absent"
+    d.mkdir()
+    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "empty"
+    (d / "jit_step-abc-cache").write_bytes(b"x")
+    assert not bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "an entry: warm"
 
 
 def test_cached_results_read_counts_the_results_log(tmp_path):
