@@ -34,7 +34,7 @@ chapter of the table of contents running alone. Every build refreshes the file w
 it executed (:func:`refresh_costs`; an entry changes only when the new time differs by more than
 REFRESH_TOLERANCE, so the committed file does not churn with every build's noise), provided the
 build paid what a fresh clone pays: no result read from the results cache, and the compilation
-cache empty at its start (:func:`compilation_cache_cold`).
+cache empty at its start (``jaxcache.is_cold``).
 
 Claims and the report (``earlytrain.book.claims``). Each chapter records its claims' verdicts into
 ``<claims dir>/<chapter>.json`` while it executes; the claims dir is ``$EARLYTRAIN_CLAIMS`` or
@@ -306,18 +306,7 @@ def read_costs(root: Path) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0}
 
 
-def compilation_cache_cold(env: dict | None = None) -> bool:
-    """Whether JAX's persistent compilation cache (``JAX_COMPILATION_CACHE_DIR``) is off, absent or
-    empty: then every chapter compiles all its programs, as on a fresh clone. With a warm cache the
-    chapters of CNNs take less than half their fresh-clone time (07: 110 s warm, 281 s cold, measured 2026-12-04)."""
-    d = (os.environ if env is None else env).get("JAX_COMPILATION_CACHE_DIR")
-    if not d:
-        return True
-    p = Path(d)
-    return not p.is_dir() or next(p.iterdir(), None) is None
-
-
-def refresh_costs(root: Path, chapters: list["Chapter"], compiles_cold: bool = True) -> list[str]:
+def refresh_costs(root: Path, chapters: list["Chapter"], *, compiles_cold: bool) -> list[str]:
     """Write the execution times of ``chapters`` that executed without error and computed every
     result they used (none read from the results cache) into the cost file (whole seconds; an
     entry is kept when the new time is within REFRESH_TOLERANCE of it), when the build compiled
@@ -551,7 +540,8 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
     pl = plan(root)
     if not pl.execute and not pl.cached:
         return pl
-    compiles_cold = compilation_cache_cold()  # before any chapter fills it
+    import jaxcache
+    compiles_cold = jaxcache.is_cold()  # before any chapter fills it
     ex = book_config(root).get("execute") or {}
     timeout, allow_errors = ex.get("timeout", 30), bool(ex.get("allow_errors", False))
     cache = get_cache(str(pl.cache_dir))
@@ -608,7 +598,7 @@ def execute_stale(root: Path, jobs: int = 2, every: float = 30.0,
         except BaseException:  # Ctrl-C: do not wait for the chapters still running
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    changed = refresh_costs(root, done, compiles_cold)
+    changed = refresh_costs(root, done, compiles_cold=compiles_cold)
     if changed:
         log(f"chapter costs refreshed in {COSTS_FILE}: " + ", ".join(Path(n).name for n in changed))
     elif done and not compiles_cold:

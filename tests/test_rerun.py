@@ -291,7 +291,7 @@ def test_the_rerun_copy_refreshes_its_own_costs_not_the_source_trees(tmp_path):
     assert (book / "book" / "params" / "01_x" / "quick.yaml").read_text() == "n: 1\n"  # presets: readable
     assert not (book / "book" / "params").is_symlink() and not (book / bookexec.COSTS_FILE).is_symlink()
     ch = bookexec.Chapter(book / "book" / "02_y.md", "book/02_y", {}, seconds=500.0)
-    assert bookexec.refresh_costs(book, [ch]) == ["book/02_y"]
+    assert bookexec.refresh_costs(book, [ch], compiles_cold=True) == ["book/02_y"]
     assert costs.read_text() == committed, "the source tree's committed costs were written"
     assert bookexec.read_costs(book)["book/02_y"] == 500
     rr.assemble_book(root, book, "01_x", executed)  # assembled again over an existing copy

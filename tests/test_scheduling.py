@@ -73,15 +73,16 @@ def test_fresh_clone_starts_the_longest_chapters_from_the_cost_file(tmp_path, mo
 
 def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
     root = tmp_path
-    assert bookexec.refresh_costs(root, []) == [], "no book/params: nothing written"
+    assert bookexec.refresh_costs(root, [], compiles_cold=True) == [], "no book/params: nothing written"
     (root / "book" / "params").mkdir(parents=True)
     path = root / bookexec.COSTS_FILE
     path.write_text(json.dumps({"about": "kept", "seconds": {"a": 100, "b": 100}}))
     ch = lambda name, secs, err=None: bookexec.Chapter(Path(name), name, {}, seconds=secs, error=err)  # noqa: E731
     warm = bookexec.Chapter(Path("a"), "a", {}, seconds=7.0, cached_results=12)
-    changed = bookexec.refresh_costs(root, [ch("a", 110.4), ch("b", 160.2), ch("c", 20.0), ch("d", 5.0, "Boom")])
+    changed = bookexec.refresh_costs(root, [ch("a", 110.4), ch("b", 160.2), ch("c", 20.0), ch("d", 5.0, "Boom")],
+                                     compiles_cold=True)
     assert changed == ["b", "c"]
-    assert bookexec.refresh_costs(root, [warm]) == [], "a run served by the results cache is not a fresh clone's cost"
+    assert bookexec.refresh_costs(root, [warm], compiles_cold=True) == [], "a run served by the results cache is not a fresh clone's cost"
     assert bookexec.refresh_costs(root, [ch("a", 900.0)], compiles_cold=False) == [], \
         "a build with a warm compilation cache is not a fresh clone's cost"
     doc = json.loads(path.read_text())
@@ -93,14 +94,15 @@ def test_the_build_refreshes_the_cost_file_beyond_its_tolerance(tmp_path):
 
 
 def test_compilation_cache_cold_is_off_absent_or_empty(tmp_path):
+    import jaxcache
     d = tmp_path / "jax"
-    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": ""}), "off: everything compiles"
-    assert bookexec.compilation_cache_cold({}), "unset (the cache off): everything compiles"
-    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "absent"
+    assert jaxcache.is_cold({"JAX_COMPILATION_CACHE_DIR": ""}), "off: everything compiles"
+    assert jaxcache.is_cold({}), "unset (the cache off): everything compiles"
+    assert jaxcache.is_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "absent"
     d.mkdir()
-    assert bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "empty"
+    assert jaxcache.is_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "empty"
     (d / "jit_step-abc-cache").write_bytes(b"x")
-    assert not bookexec.compilation_cache_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "an entry: warm"
+    assert not jaxcache.is_cold({"JAX_COMPILATION_CACHE_DIR": str(d)}), "an entry: warm"
 
 
 def test_cached_results_read_counts_the_results_log(tmp_path):
